@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The bundled demo config applies only when no --configfile is given, so a
+# user's own config is never merged with the demo's datasets.
+if not workflow.overwrite_configfiles:
+
+    configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/datasets.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,113 @@
+"""Reading and writing images: OpenCV first, Pillow for what OpenCV cannot decode.
+
+Arrays are channel-last in RGB(A) order; grey images are 2-D. Every decode
+failure raises :class:`ImageError` naming the file.
+"""
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pixelflow.atomic import atomic_file
+
+FORMAT_SUFFIXES = {"png": ".png", "tiff": ".tif", "bmp": ".bmp"}
+FORMAT_DTYPES = {
+    "png": ("uint8", "uint16"),
+    "tiff": ("uint8", "uint16", "float32"),
+    "bmp": ("uint8",),
+}
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read, or does not have the expected form."""
+
+
+def _swap_red_blue(array: np.ndarray) -> np.ndarray:
+    """Convert RGB(A) to BGR(A) or back; grey images pass through."""
+    if array.ndim == 3 and array.shape[2] == 3:
+        return cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
+    return array
+
+
+def encode_params(fmt: str, compression: int = 0) -> list[int]:
+    """OpenCV encoder flags for ``fmt``; compression 0 stores pixels unfiltered."""
+    if fmt == "png":
+        if compression == 0:
+            return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+        return [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
+    if fmt == "tiff":
+        return [cv2.IMWRITE_TIFF_COMPRESSION, 1 if compression == 0 else 8]
+    return []
+
+
+def encode_image(array: np.ndarray, fmt: str, compression: int = 0) -> bytes:
+    """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes."""
+    if fmt not in FORMAT_SUFFIXES:
+        raise ValueError(f"unknown image format {fmt!r}; expected one of {sorted(FORMAT_SUFFIXES)}")
+    if str(array.dtype) not in FORMAT_DTYPES[fmt]:
+        raise ValueError(f"{fmt} cannot hold {array.dtype} pixels; use one of {FORMAT_DTYPES[fmt]}")
+    ok, buffer = cv2.imencode(FORMAT_SUFFIXES[fmt], _swap_red_blue(array), encode_params(fmt, compression))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
+    return buffer.tobytes()
+
+
+def _decode_with_pillow(data: bytes) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+                image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+            return np.asarray(image).copy()
+    except Exception:
+        return None
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode image bytes into an RGB(A) or grey array; ``name`` is used in errors."""
+    if len(data) == 0:
+        raise ImageError(f"{name}: file is empty (0 bytes)")
+    if str(name).lower().endswith(JPEG_SUFFIXES) and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise ImageError(f"{name}: JPEG data is truncated (no end-of-image marker)")
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        array = _decode_with_pillow(data)
+        if array is None:
+            raise ImageError(f"{name}: not a readable image (corrupt, truncated or unknown format)")
+        return array
+    return _swap_red_blue(array)
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file into an RGB(A) or grey array."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from error
+    return decode_image(data, str(path))
+
+
+def write_image(path, array: np.ndarray, fmt: str | None = None, compression: int = 0) -> None:
+    """Write ``array`` to ``path`` atomically; the format defaults to the suffix."""
+    path = Path(path)
+    if fmt is None:
+        suffix = path.suffix.lower()
+        fmt = {".tiff": "tiff", ".tif": "tiff", ".png": "png", ".bmp": "bmp"}.get(suffix)
+        if fmt is None:
+            raise ValueError(f"{path}: cannot tell the image format from the suffix {suffix!r}")
+    data = encode_image(array, fmt, compression)
+    with atomic_file(path) as temporary:
+        Path(temporary).write_bytes(data)
+
+
+def image_channels(array: np.ndarray) -> int:
+    """Number of channels of a channel-last image (1 for 2-D grey)."""
+    return 1 if array.ndim == 2 else int(array.shape[2])

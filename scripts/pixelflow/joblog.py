@@ -1,0 +1,32 @@
+"""Job logging for entry scripts: messages and any failure go to the rule's log file."""
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+logger = logging.getLogger("pixelflow")
+
+
+@contextlib.contextmanager
+def job_log(path, name: str):
+    """Log to ``path`` for the duration of a job; a failure is logged, then re-raised."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").addHandler(handler)
+    started = time.perf_counter()
+    logger.info("%s started", name)
+    try:
+        yield logger
+    except BaseException as error:
+        logger.error("%s failed: %s: %s", name, type(error).__name__, error, exc_info=True)
+        raise
+    else:
+        logger.info("%s finished in %.2f s", name, time.perf_counter() - started)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,235 @@
+"""Planning helpers used while the Snakefile is parsed (standard library and jsonschema only).
+
+They validate the config against ``config/schema.yaml`` (filling defaults),
+check the rules a JSON schema cannot express, split datasets into shards, and
+find which core modules a script imports so that rules can declare them.
+"""
+
+import ast
+import glob
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+FORMAT_DTYPES = {
+    "png": ("uint8", "uint16"),
+    "tiff": ("uint8", "uint16", "float32"),
+    "bmp": ("uint8",),
+}
+DTYPE_BYTES = {"uint8": 1, "uint16": 2, "float32": 4}
+
+
+class ConfigError(ValueError):
+    """The config breaks the schema or a rule; the message names the key."""
+
+
+def key_path(parts) -> str:
+    """``datasets.noise.count``-style name for a path of keys and list positions."""
+    return ".".join(str(part) for part in parts) or "(top level)"
+
+
+def _defaults_validator(schema: dict):
+    """A jsonschema validator class that fills ``default`` values while validating."""
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema_node):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = _copy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema_node)
+
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults})
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def load_schema(path) -> dict:
+    """Read a YAML JSON-schema file."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_config(config: dict, schema: dict) -> dict:
+    """Check ``config`` against ``schema`` in place, filling defaults; raise ConfigError."""
+    import jsonschema
+
+    for name in (config.get("datasets") or {}) if isinstance(config.get("datasets"), dict) else ():
+        check_name(name, ["datasets", name])
+    validator = _defaults_validator(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"config key {key_path(error.absolute_path)}: {error.message}")
+    return config
+
+
+def check_name(name, where) -> None:
+    """Names become folder and file names: letters, digits, '_' and '-' only."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"config key {key_path(where)}: name {name!r} must start with a letter or digit and use "
+            "only letters, digits, '_' and '-' (no '/', '..' or spaces)"
+        )
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """How one dataset is split into shards."""
+
+    name: str
+    kind: str  # "generated" or "external"
+    count: int
+    shard_size: int
+    files: tuple = ()
+
+    @property
+    def shards(self) -> list[str]:
+        """Shard ids ``0000``, ``0001``, ..."""
+        return [f"{k:04d}" for k in range(math.ceil(self.count / self.shard_size))]
+
+    def bounds(self, shard: str) -> tuple[int, int]:
+        """Image indexes ``(start, stop)`` of a shard."""
+        start = int(shard) * self.shard_size
+        if not 0 <= start < self.count:
+            raise ConfigError(f"dataset {self.name!r} has no shard {shard}")
+        return start, min(start + self.shard_size, self.count)
+
+    def shards_covering(self, count: int) -> list[str]:
+        """The shards holding images ``0..count-1``."""
+        return self.shards[: math.ceil(min(count, self.count) / self.shard_size)]
+
+
+def check_generated(name: str, spec: dict) -> None:
+    """Rules between keys of a generated dataset that the schema cannot say."""
+    where = ["datasets", name]
+    if spec["dtype"] not in FORMAT_DTYPES[spec["format"]]:
+        raise ConfigError(
+            f"config key {key_path(where + ['dtype'])}: {spec['format']} cannot hold {spec['dtype']} pixels "
+            f"(use format tiff for float32; {spec['format']} takes {', '.join(FORMAT_DTYPES[spec['format']])})"
+        )
+    shape = spec["shape"]
+    if len(shape) == 3 and shape[2] not in (3, 4):
+        raise ConfigError(
+            f"config key {key_path(where + ['shape', 2])}: {shape[2]} channels; use 3 (RGB) or 4 (RGBA), "
+            "or [height, width] for grey"
+        )
+    if spec["format"] == "bmp" and len(shape) == 3 and shape[2] == 4:
+        raise ConfigError(f"config key {key_path(where + ['format'])}: bmp cannot hold an alpha channel")
+
+
+def external_files(name: str, pattern: str, workdir) -> tuple:
+    """The files an external dataset's glob names, in sorted path order."""
+    matches = sorted(
+        path for path in glob.glob(str(Path(workdir) / pattern) if not Path(pattern).is_absolute() else pattern,
+                                    recursive=True)
+        if Path(path).is_file()
+    )
+    if not matches:
+        raise ConfigError(f"config key datasets.{name}.path: the glob {pattern!r} matches no files")
+    workdir = Path(workdir).resolve()
+    relative = []
+    for match in matches:
+        path = Path(match).resolve()
+        relative.append(str(path.relative_to(workdir)) if path.is_relative_to(workdir) else str(path))
+    return tuple(relative)
+
+
+def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
+    """Shard plans for every dataset of a validated config."""
+    plans = {}
+    shard_size = config["shard_size"]
+    for name, spec in config["datasets"].items():
+        if "path" in spec:
+            files = external_files(name, spec["path"], workdir)
+            plans[name] = DatasetPlan(name, "external", len(files), shard_size, files)
+        else:
+            check_generated(name, spec)
+            plans[name] = DatasetPlan(name, "generated", spec["count"], shard_size)
+    return plans
+
+
+def generated_shard_spec(config: dict, name: str) -> dict:
+    """Everything a generated image's bytes depend on, apart from its index."""
+    spec = config["datasets"][name]
+    return {
+        "name": name,
+        "generator": spec["generator"],
+        "seed": spec.get("seed", config["seed"]),
+        "shape": list(spec["shape"]),
+        "dtype": spec["dtype"],
+        "format": spec["format"],
+        "compression": spec["compression"],
+    }
+
+
+def image_bytes(spec: dict) -> int:
+    """Uncompressed bytes of one generated image (external: a nominal 1 MB)."""
+    if "shape" not in spec:
+        return 1 << 20
+    return math.prod(spec["shape"]) * DTYPE_BYTES.get(spec.get("dtype", "uint8"), 4)
+
+
+def imported_core_modules(script, package: str = "pixelflow") -> list[str]:
+    """Source files of ``package`` that ``script`` imports, directly or through each other.
+
+    The package is looked up beside the script. Returns sorted paths as
+    strings, so that rules can declare them as inputs.
+    """
+    script = Path(script)
+    package_dir = script.parent / package
+    seen: set[Path] = set()
+    pending = [script]
+    while pending:
+        source = pending.pop()
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        in_package = source.parent == package_dir
+        for node in ast.walk(tree):
+            for module in _imported_modules(node, package, in_package):
+                path = _module_file(package_dir, module)
+                if path is not None and path not in seen:
+                    seen.add(path)
+                    pending.append(path)
+    if seen:
+        seen.add(package_dir / "__init__.py")
+    return sorted(str(path) for path in seen)
+
+
+def _imported_modules(node, package: str, in_package: bool) -> list[str]:
+    """Names below ``package`` (without the prefix) that an import node may load."""
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".", 1)[1] for alias in node.names if alias.name.startswith(package + ".")]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level == 1 and in_package:
+        base = node.module or ""
+    elif node.level == 0 and node.module == package:
+        base = ""
+    elif node.level == 0 and node.module and node.module.startswith(package + "."):
+        base = node.module.split(".", 1)[1]
+    else:
+        return []
+    names = [base] if base else []
+    names += [f"{base}.{alias.name}" if base else alias.name for alias in node.names]
+    return names
+
+
+def _module_file(package_dir: Path, module: str) -> Path | None:
+    parts = module.split(".")
+    candidate = package_dir.joinpath(*parts).with_suffix(".py")
+    if candidate.is_file():
+        return candidate
+    candidate = package_dir.joinpath(*parts, "__init__.py")
+    return candidate if candidate.is_file() else None

@@ -1,0 +1,251 @@
+"""The shared parallel runner: an ordered, chunked, fail-fast process pool.
+
+Every stage maps a worker function over work items with :func:`parallel_map`.
+Worker functions must live at module level in ``pixelflow`` so that they are
+importable by name under the fork, spawn and forkserver start methods. Each
+worker caps its native thread pools (OpenCV, BLAS/OpenMP) so that processes x
+threads never exceeds the job's threads.
+
+A worker that raises, or dies from a signal, stops the whole map at once with
+a :class:`WorkerError` naming the item and the cause; the other workers are
+killed, so a broken job never hangs.
+"""
+
+import math
+import multiprocessing
+import os
+import signal
+import traceback
+from collections import deque
+from multiprocessing.connection import wait
+
+START_METHOD_VARIABLE = "PIXELFLOW_START_METHOD"
+NATIVE_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+class WorkerError(RuntimeError):
+    """A work item failed in a worker, or a worker process died."""
+
+
+def limit_native_threads(threads: int) -> None:
+    """Cap OpenCV's and the BLAS/OpenMP libraries' thread pools in this process."""
+    threads = max(1, int(threads))
+    for variable in NATIVE_THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(threads)
+    threadpool_limits(threads)
+
+
+def default_start_method() -> str:
+    """The start method from ``PIXELFLOW_START_METHOD``, else fork where available."""
+    method = os.environ.get(START_METHOD_VARIABLE)
+    if method:
+        if method not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"{START_METHOD_VARIABLE}={method!r} is not a start method here")
+        return method
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def chunk_bounds(count: int, processes: int, chunk_size: int | None = None) -> list[tuple[int, int]]:
+    """Split ``range(count)`` into contiguous ``(start, stop)`` chunks.
+
+    By default each process gets about four chunks, enough to balance uneven
+    items without paying inter-process traffic per item.
+    """
+    if count <= 0:
+        return []
+    if chunk_size is None:
+        chunk_size = math.ceil(count / (max(1, processes) * 4))
+    chunk_size = max(1, int(chunk_size))
+    return [(start, min(start + chunk_size, count)) for start in range(0, count, chunk_size)]
+
+
+def _describe(describe, item) -> str:
+    try:
+        text = describe(item)
+    except Exception:
+        text = repr(item)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _failure(item_text: str, error: BaseException) -> str:
+    trace = "".join(traceback.format_exception(error)).rstrip()
+    return f"{item_text} failed: {type(error).__name__}: {error}\n{trace}"
+
+
+def _signal_name(exitcode: int) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _worker_main(connection, func, initializer, initargs, threads, current, slot):
+    """Run chunks sent by the parent until told to stop or the parent goes away."""
+    try:
+        limit_native_threads(threads)
+        if initializer is not None:
+            initializer(*initargs)
+    except BaseException as error:
+        connection.send(("error", -1, _failure("worker start-up", error)))
+        return
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        chunk_id, start, items, describe = message
+        results = []
+        for offset, item in enumerate(items):
+            current[slot] = start + offset
+            try:
+                results.append(func(item))
+            except BaseException as error:
+                connection.send(("error", start + offset, _failure(_describe(describe, item), error)))
+                return
+        current[slot] = -1
+        connection.send(("done", chunk_id, results))
+
+
+def _run_inline(func, items, threads, initializer, initargs, describe):
+    limit_native_threads(threads)
+    if initializer is not None:
+        initializer(*initargs)
+    results = []
+    for item in items:
+        try:
+            results.append(func(item))
+        except Exception as error:
+            raise WorkerError(_failure(_describe(describe, item), error)) from error
+    return results
+
+
+def parallel_map(
+    func,
+    items,
+    processes: int,
+    *,
+    threads_per_process: int = 1,
+    chunk_size: int | None = None,
+    initializer=None,
+    initargs=(),
+    describe=repr,
+    start_method: str | None = None,
+) -> list:
+    """Return ``[func(item) for item in items]`` computed by worker processes.
+
+    Parameters
+    ----------
+    func : callable
+        Module-level function of one item.
+    items : sequence
+        Work items; they are sent to workers in contiguous chunks.
+    processes : int
+        Number of worker processes; 1 (or a single item) runs in this process.
+    threads_per_process : int
+        Native threads each worker may use (OpenCV, BLAS).
+    chunk_size : int, optional
+        Items per chunk; by default about four chunks per process.
+    initializer, initargs
+        Called once in each worker before its first chunk (and inline).
+    describe : callable
+        Turns an item into the words used in error messages, e.g. a file name.
+        It runs in the workers, so it must be importable by name too.
+    start_method : str, optional
+        fork, spawn or forkserver; default from ``PIXELFLOW_START_METHOD``.
+
+    Raises
+    ------
+    WorkerError
+        When an item raises (naming it and the cause) or a worker dies.
+    """
+    items = list(items)
+    processes = max(1, min(int(processes), len(items)))
+    if processes == 1:
+        return _run_inline(func, items, threads_per_process, initializer, initargs, describe)
+
+    context = multiprocessing.get_context(start_method or default_start_method())
+    current = context.RawArray("q", processes)
+    bounds = chunk_bounds(len(items), processes, chunk_size)
+    queue = deque(enumerate(bounds))
+    results: list = [None] * len(bounds)
+    workers = []
+    try:
+        for slot in range(processes):
+            current[slot] = -1
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_worker_main,
+                args=(child_end, func, initializer, initargs, threads_per_process, current, slot),
+                daemon=True,
+                name=f"pixelflow-worker-{slot}",
+            )
+            process.start()
+            child_end.close()
+            workers.append({"process": process, "pipe": parent_end, "slot": slot, "chunk": None})
+
+        def dispatch(worker):
+            if queue:
+                chunk_id, (start, stop) = queue.popleft()
+                worker["chunk"] = chunk_id
+                message = (chunk_id, start, items[start:stop], describe)
+            else:
+                worker["chunk"] = message = None
+            try:
+                worker["pipe"].send(message)
+            except OSError:
+                pass  # the worker is gone; its sentinel reports why
+
+        for worker in workers:
+            dispatch(worker)
+        remaining = len(bounds)
+        while remaining:
+            busy = [w for w in workers if w["chunk"] is not None]
+            by_pipe = {w["pipe"]: w for w in busy}
+            by_sentinel = {w["process"].sentinel: w for w in busy}
+            ready = wait(list(by_pipe) + list(by_sentinel))
+            pipes_ready = [r for r in ready if r in by_pipe]
+            for pipe in pipes_ready:
+                worker = by_pipe[pipe]
+                try:
+                    kind, key, payload = pipe.recv()
+                except (EOFError, OSError):
+                    continue  # the sentinel reports the death below
+                if kind == "error":
+                    raise WorkerError(payload)
+                results[key] = payload
+                remaining -= 1
+                dispatch(worker)
+            for sentinel in (r for r in ready if r in by_sentinel):
+                worker = by_sentinel[sentinel]
+                if worker["chunk"] is None:
+                    continue
+                process = worker["process"]
+                process.join(timeout=1)
+                index = current[worker["slot"]]
+                where = _describe(describe, items[index]) if index >= 0 else "its next chunk"
+                raise WorkerError(
+                    f"worker process {process.pid} died from {_signal_name(process.exitcode)} "
+                    f"while processing {where}"
+                )
+    finally:
+        for worker in workers:
+            if worker["process"].is_alive():
+                worker["process"].kill()
+        for worker in workers:
+            worker["process"].join(timeout=5)
+            worker["pipe"].close()
+    return [result for chunk in results for result in chunk]
