@@ -7,7 +7,9 @@ from pixelflow import plan  # noqa: E402
 
 SCRIPTS = Path(workflow.basedir) / "scripts"
 
-plan.validate_config(config, plan.load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
+plan.validate_config(
+    config, plan.load_schema(Path(workflow.basedir) / "config" / "schema.yaml")
+)
 DATASETS = plan.plan_datasets(config, Path.cwd())
 
 
@@ -47,3 +49,61 @@ def all_outputs():
         if config["montage"]["count"] > 0:
             outputs.append(f"results/datasets/{name}/montage.png")
     return outputs
+
+
+# Dataset rules ----------------------------------------------------------------
+
+
+def shard_inputs(wildcards):
+    """The code a shard job runs and, for an external dataset, the images it checks."""
+    dataset = dataset_plan(wildcards)
+    inputs = {"code": core_modules("dataset_shard.py")}
+    if dataset.kind == "external":
+        start, stop = dataset.bounds(wildcards.shard)
+        inputs["images"] = list(dataset.files[start:stop])
+    return inputs
+
+
+def shard_params(wildcards):
+    """Everything a shard's bytes depend on besides its input files."""
+    dataset = dataset_plan(wildcards)
+    start, stop = dataset.bounds(wildcards.shard)
+    params = {"kind": dataset.kind, "start": start, "stop": stop}
+    spec = config["datasets"][wildcards.dataset]
+    if dataset.kind == "generated":
+        params["spec"] = plan.generated_shard_spec(config, wildcards.dataset)
+    else:
+        params["shape"] = spec.get("shape")
+        params["dtype"] = spec.get("dtype")
+    return params
+
+
+def shard_mem_mb(wildcards, attempt):
+    """Workers hold one image at a time; allow for a few large ones."""
+    spec = config["datasets"][wildcards.dataset]
+    return attempt * (
+        512 + 8 * plan.image_bytes(spec) // (1 << 20) * config["max_threads"]
+    )
+
+
+def shard_runtime(wildcards, attempt):
+    """Minutes: generous for about 50 MB/s per job, at least 5."""
+    dataset = dataset_plan(wildcards)
+    spec = config["datasets"][wildcards.dataset]
+    total_mb = dataset.shard_size * plan.image_bytes(spec) / (1 << 20)
+    return attempt * max(5, int(total_mb / 50 / 60) + 5)
+
+
+def stack_mem_mb(wildcards, attempt):
+    """Ranges are mapped one at a time, so memory does not grow with the dataset."""
+    return attempt * 1024
+
+
+def stack_runtime(wildcards, attempt):
+    dataset = dataset_plan(wildcards)
+    total_mb = (
+        dataset.count
+        * plan.image_bytes(config["datasets"][wildcards.dataset])
+        / (1 << 20)
+    )
+    return attempt * max(5, int(total_mb / 50 / 60) + 5)

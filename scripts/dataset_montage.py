@@ -4,7 +4,7 @@ from pixelflow.datasets import read_manifests
 from pixelflow.joblog import job_log
 from pixelflow.montage import write_montage
 
-with job_log(snakemake.log[0], f"montage {snakemake.output[0]}") as log:  # noqa: F821
-    rows = read_manifests(snakemake.input.shards)[: snakemake.params.images]  # noqa: F821
-    shape = write_montage(snakemake.output[0], [row["path"] for row in rows], snakemake.params.cell, snakemake.threads)  # noqa: F821
+with job_log(snakemake.log[0], f"montage {snakemake.output[0]}") as log:
+    rows = read_manifests(snakemake.input.shards)[: snakemake.params.images]
+    shape = write_montage(snakemake.output[0], [row["path"] for row in rows], snakemake.params.cell, snakemake.threads)
     log.info("montage of %d images, %s", len(rows), shape)

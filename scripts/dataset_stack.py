@@ -4,7 +4,7 @@ from pixelflow.datasets import read_manifests
 from pixelflow.joblog import job_log
 from pixelflow.stack import build_stack
 
-with job_log(snakemake.log[0], f"stack {snakemake.output[0]}") as log:  # noqa: F821
-    rows = read_manifests(snakemake.input.shards)  # noqa: F821
-    shape = build_stack(snakemake.output[0], rows, snakemake.threads)  # noqa: F821
-    log.info("stack shape %s from %d shards", shape, len(snakemake.input.shards))  # noqa: F821
+with job_log(snakemake.log[0], f"stack {snakemake.output[0]}") as log:
+    rows = read_manifests(snakemake.input.shards)
+    shape = build_stack(snakemake.output[0], rows, snakemake.threads)
+    log.info("stack shape %s from %d shards", shape, len(snakemake.input.shards))

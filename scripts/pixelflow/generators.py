@@ -9,11 +9,13 @@ returning the image, decorate it with ``@register("name")`` and add the name
 to the ``generator`` enum in ``config/schema.yaml``.
 """
 
+import functools
 import hashlib
 
 import numpy as np
 
 GENERATORS = {}
+INTEGER_TOP = {"uint8": 255, "uint16": 65535}
 
 
 def register(name: str):
@@ -26,6 +28,7 @@ def register(name: str):
     return decorate
 
 
+@functools.lru_cache(maxsize=64)
 def dataset_key(name: str) -> int:
     """A stable 64-bit integer for a dataset name (independent of PYTHONHASHSEED)."""
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
@@ -41,8 +44,7 @@ def from_unit_interval(values: np.ndarray, dtype: str) -> np.ndarray:
     """Map values in [0, 1] to ``dtype``: float32 as is, integers over their full range."""
     if dtype == "float32":
         return values.astype(np.float32, copy=False)
-    top = np.iinfo(dtype).max
-    return np.rint(values * top).astype(dtype)
+    return np.rint(values * INTEGER_TOP[dtype]).astype(dtype)
 
 
 @register("uniform")
@@ -53,7 +55,7 @@ def uniform(rng: np.random.Generator, index: int, shape: tuple, dtype: str) -> n
     """
     if dtype == "float32":
         return rng.random(shape, dtype=np.float32)
-    return rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype, endpoint=True)
+    return rng.integers(0, INTEGER_TOP[dtype] + 1, size=shape, dtype=dtype)
 
 
 @register("gaussian_ramp")

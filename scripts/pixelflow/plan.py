@@ -133,8 +133,10 @@ def check_generated(name: str, spec: dict) -> None:
 def external_files(name: str, pattern: str, workdir) -> tuple:
     """The files an external dataset's glob names, in sorted path order."""
     matches = sorted(
-        path for path in glob.glob(str(Path(workdir) / pattern) if not Path(pattern).is_absolute() else pattern,
-                                    recursive=True)
+        path
+        for path in glob.glob(
+            str(Path(workdir) / pattern) if not Path(pattern).is_absolute() else pattern, recursive=True
+        )
         if Path(path).is_file()
     )
     if not matches:

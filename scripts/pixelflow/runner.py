@@ -238,8 +238,7 @@ def parallel_map(
                 index = current[worker["slot"]]
                 where = _describe(describe, items[index]) if index >= 0 else "its next chunk"
                 raise WorkerError(
-                    f"worker process {process.pid} died from {_signal_name(process.exitcode)} "
-                    f"while processing {where}"
+                    f"worker process {process.pid} died from {_signal_name(process.exitcode)} while processing {where}"
                 )
     finally:
         for worker in workers:
