@@ -4,7 +4,13 @@ from pixelflow.datasets import read_manifests
 from pixelflow.joblog import job_log
 from pixelflow.stack import build_stack
 
-with job_log(snakemake.log[0], f"stack {snakemake.output[0]}") as log:
-    rows = read_manifests(snakemake.input.shards)
-    shape = build_stack(snakemake.output[0], rows, snakemake.threads)
-    log.info("stack shape %s from %d shards", shape, len(snakemake.input.shards))
+
+def main(job):
+    with job_log(job.log[0], f"stack {job.output[0]}") as log:
+        rows = read_manifests(job.input.shards)
+        shape = build_stack(job.output[0], rows, job.threads)
+        log.info("stack shape %s from %d shards", shape, len(job.input.shards))
+
+
+if __name__ == "__main__":
+    main(snakemake)

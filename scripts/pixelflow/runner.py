@@ -29,6 +29,10 @@ NATIVE_THREAD_VARIABLES = (
 )
 
 
+STARTING = -2  # a worker's slot before its start-up finished
+IDLE = -1  # a worker's slot between chunks
+
+
 class WorkerError(RuntimeError):
     """A work item failed in a worker, or a worker process died."""
 
@@ -100,6 +104,7 @@ def _worker_main(connection, func, initializer, initargs, threads, current, slot
     except BaseException as error:
         connection.send(("error", -1, _failure("worker start-up", error)))
         return
+    current[slot] = IDLE
     while True:
         try:
             message = connection.recv()
@@ -116,7 +121,7 @@ def _worker_main(connection, func, initializer, initargs, threads, current, slot
             except BaseException as error:
                 connection.send(("error", start + offset, _failure(_describe(describe, item), error)))
                 return
-        current[slot] = -1
+        current[slot] = IDLE
         connection.send(("done", chunk_id, results))
 
 
@@ -185,7 +190,7 @@ def parallel_map(
     workers = []
     try:
         for slot in range(processes):
-            current[slot] = -1
+            current[slot] = STARTING
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_worker_main,
