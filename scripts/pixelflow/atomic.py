@@ -7,6 +7,7 @@ the same target are removed the next time the target is written.
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -22,11 +23,11 @@ def partial_name(target: Path) -> Path:
 
 def remove_stale_partials(target: Path) -> None:
     """Delete leftovers of earlier interrupted writes of ``target``."""
-    prefix = f".{target.stem}{PARTIAL_MARK}"
+    pattern = re.compile(re.escape(f".{target.stem}{PARTIAL_MARK}") + "[0-9a-f]+" + re.escape(target.suffix))
     if not target.parent.is_dir():
         return
     for entry in target.parent.iterdir():
-        if entry.name.startswith(prefix) and entry.name.endswith(target.suffix):
+        if pattern.fullmatch(entry.name):
             _remove(entry)
 
 

@@ -29,4 +29,6 @@ def job_log(path, name: str):
         logger.info("%s finished in %.2f s", name, time.perf_counter() - started)
     finally:
         logger.removeHandler(handler)
+        logging.getLogger("py.warnings").removeHandler(handler)
+        logging.captureWarnings(False)
         handler.close()

@@ -187,51 +187,64 @@ def image_bytes(spec: dict) -> int:
 def imported_core_modules(script, package: str = "pixelflow") -> list[str]:
     """Source files of ``package`` that ``script`` imports, directly or through each other.
 
-    The package is looked up beside the script. Returns sorted paths as
-    strings, so that rules can declare them as inputs.
+    The package is looked up beside the script. Importing a module also runs
+    the ``__init__.py`` of every package above it, so those are included and
+    followed too. Returns sorted paths as strings, so that rules can declare
+    them as inputs.
     """
     script = Path(script)
     package_dir = script.parent / package
     seen: set[Path] = set()
-    pending = [script]
+    pending: list[tuple[Path, tuple | None]] = [(script, None)]
     while pending:
-        source = pending.pop()
+        source, parts = pending.pop()
         tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
-        in_package = source.parent == package_dir
         for node in ast.walk(tree):
-            for module in _imported_modules(node, package, in_package):
-                path = _module_file(package_dir, module)
-                if path is not None and path not in seen:
-                    seen.add(path)
-                    pending.append(path)
-    if seen:
-        seen.add(package_dir / "__init__.py")
+            for module in _imported_modules(node, package, parts, source.name == "__init__.py"):
+                for path, module_parts in _module_files(package_dir, module):
+                    if path not in seen:
+                        seen.add(path)
+                        pending.append((path, module_parts))
     return sorted(str(path) for path in seen)
 
 
-def _imported_modules(node, package: str, in_package: bool) -> list[str]:
-    """Names below ``package`` (without the prefix) that an import node may load."""
+def _imported_modules(node, package: str, parts, is_init: bool) -> list[tuple]:
+    """Module names (tuples of parts below ``package``) that an import node may load.
+
+    ``parts`` names the importing file inside the package (None for the script).
+    """
     if isinstance(node, ast.Import):
-        return [alias.name.split(".", 1)[1] for alias in node.names if alias.name.startswith(package + ".")]
+        return [
+            tuple(alias.name.split(".")[1:])
+            for alias in node.names
+            if alias.name == package or alias.name.startswith(package + ".")
+        ]
     if not isinstance(node, ast.ImportFrom):
         return []
-    if node.level == 1 and in_package:
-        base = node.module or ""
-    elif node.level == 0 and node.module == package:
-        base = ""
-    elif node.level == 0 and node.module and node.module.startswith(package + "."):
-        base = node.module.split(".", 1)[1]
+    module = node.module.split(".") if node.module else []
+    if node.level == 0:
+        if not module or module[0] != package:
+            return []
+        base = tuple(module[1:])
+    else:
+        if parts is None:
+            return []
+        current = parts if is_init else parts[:-1]
+        up = node.level - 1
+        if up > len(current):
+            return []
+        base = tuple(current[: len(current) - up]) + tuple(module)
+    return [base] + [base + (alias.name,) for alias in node.names if alias.name != "*"]
+
+
+def _module_files(package_dir: Path, parts: tuple) -> list[tuple[Path, tuple]]:
+    """Files Python runs to import module ``parts``: each enclosing package's __init__.py, then the module."""
+    module = package_dir.joinpath(*parts)
+    if module.with_suffix(".py").is_file() and parts:
+        own = (module.with_suffix(".py"), parts)
+    elif (module / "__init__.py").is_file():
+        own = (module / "__init__.py", parts)
     else:
         return []
-    names = [base] if base else []
-    names += [f"{base}.{alias.name}" if base else alias.name for alias in node.names]
-    return names
-
-
-def _module_file(package_dir: Path, module: str) -> Path | None:
-    parts = module.split(".")
-    candidate = package_dir.joinpath(*parts).with_suffix(".py")
-    if candidate.is_file():
-        return candidate
-    candidate = package_dir.joinpath(*parts, "__init__.py")
-    return candidate if candidate.is_file() else None
+    enclosing = [(package_dir.joinpath(*parts[:k], "__init__.py"), parts[:k]) for k in range(len(parts))]
+    return [(path, names) for path, names in enclosing if path.is_file()] + [own]

@@ -122,7 +122,12 @@ def _worker_main(connection, func, initializer, initargs, threads, current, slot
                 connection.send(("error", start + offset, _failure(_describe(describe, item), error)))
                 return
         current[slot] = IDLE
-        connection.send(("done", chunk_id, results))
+        try:
+            connection.send(("done", chunk_id, results))
+        except Exception as error:  # a result that cannot be pickled: nothing was sent yet
+            where = f"{_describe(describe, items[0])} .. {_describe(describe, items[-1])} (sending results)"
+            connection.send(("error", start, _failure(where, error)))
+            return
 
 
 def _run_inline(func, items, threads, initializer, initargs, describe):
@@ -241,10 +246,13 @@ def parallel_map(
                 process = worker["process"]
                 process.join(timeout=1)
                 index = current[worker["slot"]]
-                where = _describe(describe, items[index]) if index >= 0 else "its next chunk"
-                raise WorkerError(
-                    f"worker process {process.pid} died from {_signal_name(process.exitcode)} while processing {where}"
-                )
+                if index >= 0:
+                    where = f"while processing {_describe(describe, items[index])}"
+                elif index == STARTING:
+                    where = "during worker start-up (initializer, or importing the worker function)"
+                else:
+                    where = "between chunks"
+                raise WorkerError(f"worker process {process.pid} died from {_signal_name(process.exitcode)} {where}")
     finally:
         for worker in workers:
             if worker["process"].is_alive():

@@ -1,0 +1,204 @@
+"""Dataset shards: the files, the manifest and their independence from how the work is split."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pixelflow.datasets import (
+    MANIFEST_COLUMNS,
+    MANIFEST_NAME,
+    image_file_name,
+    image_shape,
+    read_manifest,
+    read_manifests,
+    write_external_shard,
+    write_generated_shard,
+    write_manifest,
+)
+from pixelflow.generators import generate_image
+from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, read_image, write_image
+from pixelflow.runner import WorkerError
+
+
+def spec(name="noise", generator="uniform", shape=(6, 5), dtype="uint8", fmt="png", seed=12, compression=0):
+    return {
+        "name": name,
+        "generator": generator,
+        "seed": seed,
+        "shape": list(shape),
+        "dtype": dtype,
+        "format": fmt,
+        "compression": compression,
+    }
+
+
+def image_bytes_by_index(folder: Path) -> dict[int, bytes]:
+    return {row["index"]: row["path"].read_bytes() for row in read_manifest(folder)}
+
+
+SPECS = [
+    spec(),
+    spec(name="ramp", generator="gaussian_ramp", shape=(4, 7), dtype="float32", fmt="tiff"),
+    spec(name="rgb16", shape=(3, 4, 3), dtype="uint16", fmt="png", compression=6),
+    spec(name="rgba", generator="gaussian_ramp", shape=(3, 4, 4), dtype="uint8", fmt="tiff"),
+    spec(name="bitmap", shape=(5, 3, 3), fmt="bmp"),
+]
+
+
+@pytest.mark.parametrize("dataset", SPECS, ids=lambda s: s["name"])
+def test_generated_shard_files_and_manifest(tmp_path, dataset):
+    folder = tmp_path / "shard-0001"
+    rows = write_generated_shard(folder, dataset, 10, 17, 1)
+    expected_names = {image_file_name(dataset["name"], index, dataset["format"]) for index in range(10, 17)}
+    assert {path.name for path in folder.iterdir()} == expected_names | {MANIFEST_NAME}
+    assert all(name.endswith(FORMAT_SUFFIXES[dataset["format"]]) for name in expected_names)
+    assert [path.name for path in tmp_path.iterdir()] == ["shard-0001"]  # no partial left beside it
+
+    manifest = read_manifest(folder)
+    assert (folder / MANIFEST_NAME).read_text().splitlines()[0].split("\t") == list(MANIFEST_COLUMNS)
+    assert [row["index"] for row in manifest] == list(range(10, 17))
+    assert len(rows) == len(manifest)
+    for row in manifest:
+        data = row["path"].read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest()
+        image = decode_image(data, row["file"])
+        assert image_shape(row) == image.shape == tuple(dataset["shape"])
+        assert row["dtype"] == str(image.dtype) == dataset["dtype"]
+        # Lossless formats: the file holds exactly the generated image.
+        expected = generate_image(
+            dataset["generator"], dataset["seed"], dataset["name"], row["index"], dataset["shape"], dataset["dtype"]
+        )
+        assert np.array_equal(image, expected)
+
+
+def test_generated_images_do_not_depend_on_processes_or_shard_bounds(tmp_path):
+    dataset = spec(name="split", generator="gaussian_ramp", shape=(9, 8, 3), dtype="uint16")
+    whole_inline = write_generated_shard(tmp_path / "one-1", dataset, 0, 10, 1)
+    write_generated_shard(tmp_path / "one-2", dataset, 0, 10, 2)
+    write_generated_shard(tmp_path / "a", dataset, 0, 4, 2)
+    write_generated_shard(tmp_path / "b", dataset, 4, 5, 1)
+    write_generated_shard(tmp_path / "c", dataset, 5, 10, 2)
+    reference = image_bytes_by_index(tmp_path / "one-1")
+    assert sorted(reference) == list(range(10))
+    assert image_bytes_by_index(tmp_path / "one-2") == reference
+    pieces = {}
+    for name in "abc":
+        pieces.update(image_bytes_by_index(tmp_path / name))
+    assert pieces == reference
+    assert len(set(reference.values())) == 10
+    # The manifests agree too (same digests, same forms).
+    assert sorted(whole_inline) == [
+        tuple(row[column] for column in MANIFEST_COLUMNS) for row in read_manifests([tmp_path / n for n in "abc"])
+    ]
+
+
+def test_generated_shard_replaces_an_existing_folder(tmp_path):
+    folder = tmp_path / "shard-0000"
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(b"old")
+    write_generated_shard(folder, spec(), 0, 3, 1)
+    assert "stale.png" not in {path.name for path in folder.iterdir()}
+    assert len(read_manifest(folder)) == 3
+
+
+def test_failed_generated_shard_leaves_no_folder(tmp_path):
+    broken = spec(dtype="float32", fmt="png")  # png cannot hold float32: every image fails
+    with pytest.raises(WorkerError, match=r"image [345] failed: ValueError: png cannot hold float32"):
+        write_generated_shard(tmp_path / "shard-0000", broken, 3, 6, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+# External shards ----------------------------------------------------------------
+
+
+def write_originals(folder: Path, count: int, shape=(5, 6, 3)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"photo_{index:02d}.png"
+        write_image(path, generate_image("uniform", 0, "photos", index, shape, "uint8"))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_external_shard_points_at_the_originals(tmp_path, processes):
+    originals = write_originals(tmp_path / "inputs" / "photos", 6)
+    folder = tmp_path / "results" / "photos" / "shard-0002"
+    rows = write_external_shard(folder, originals, 20, processes, shape=[5, 6, 3], dtype="uint8")
+    assert len(rows) == 6
+    assert sorted(path.name for path in folder.iterdir()) == [MANIFEST_NAME]  # no copies of the images
+    manifest = read_manifest(folder)
+    assert [row["index"] for row in manifest] == list(range(20, 26))
+    for row, original in zip(manifest, originals, strict=True):
+        assert not Path(row["file"]).is_absolute()
+        assert row["path"].resolve() == original.resolve()
+        data = original.read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest()
+        image = read_image(row["path"])
+        assert image_shape(row) == image.shape and row["dtype"] == str(image.dtype)
+
+
+def test_external_shard_with_relative_paths_and_no_expectations(tmp_path, monkeypatch):
+    originals = write_originals(tmp_path / "in", 3, shape=(4, 4))
+    monkeypatch.chdir(tmp_path)
+    write_external_shard(Path("out") / "shard-0000", [str(p.relative_to(tmp_path)) for p in originals], 0, 1)
+    monkeypatch.chdir(tmp_path / "in")  # the manifest does not depend on the working directory
+    for row, original in zip(read_manifest(tmp_path / "out" / "shard-0000"), originals, strict=True):
+        assert row["path"].resolve() == original.resolve()
+        assert image_shape(row) == (4, 4)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_corrupt_external_file_is_named_and_no_shard_is_left(tmp_path, processes):
+    originals = write_originals(tmp_path / "in", 6)
+    originals[4].write_bytes(originals[4].read_bytes()[:60])  # truncated
+    out = tmp_path / "out"
+    with pytest.raises((WorkerError, ImageError)) as caught:
+        write_external_shard(out / "shard-0000", originals, 0, processes)
+    assert str(originals[4]) in str(caught.value)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("shape", "dtype", "words"), [([5, 6], None, "shape"), (None, "uint16", "dtype")])
+def test_external_file_of_the_wrong_form_is_named(tmp_path, shape, dtype, words):
+    originals = write_originals(tmp_path / "in", 3)
+    with pytest.raises((WorkerError, ImageError)) as caught:
+        write_external_shard(tmp_path / "out" / "shard-0000", originals, 0, 1, shape=shape, dtype=dtype)
+    assert str(originals[0]) in str(caught.value) and words in str(caught.value)
+    assert not (tmp_path / "out" / "shard-0000").exists()
+
+
+# Manifests ----------------------------------------------------------------------
+
+
+def fake_shard(folder: Path, indexes) -> Path:
+    folder.mkdir(parents=True)
+    write_manifest(folder / MANIFEST_NAME, [(i, f"img_{i}.png", 2, 3, 1, "uint8", "0" * 64) for i in indexes])
+    return folder
+
+
+def test_read_manifests_orders_rows_across_shards(tmp_path):
+    shards = [fake_shard(tmp_path / "s1", [5, 4, 3]), fake_shard(tmp_path / "s0", [0, 1, 2])]
+    rows = read_manifests(shards)
+    assert [row["index"] for row in rows] == list(range(6))
+    assert rows[0]["path"] == tmp_path / "s0" / "img_0.png"
+    assert image_shape(rows[0]) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "shard_indexes",
+    [([0, 1], [3, 4]), ([1, 2],), ([0, 1], [1, 2]), ([0, 2],)],
+    ids=["gap between shards", "missing zero", "duplicate", "gap inside"],
+)
+def test_read_manifests_rejects_gaps_and_duplicates(tmp_path, shard_indexes):
+    shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
+    with pytest.raises(ValueError, match="expected"):
+        read_manifests(shards)
+
+
+def test_read_manifest_names_a_missing_manifest(tmp_path):
+    (tmp_path / "empty-shard").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty-shard"):
+        read_manifest(tmp_path / "empty-shard")

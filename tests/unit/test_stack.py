@@ -1,0 +1,91 @@
+"""Stacks: one .npy array equal to the dataset's images in index order, or nothing at all."""
+
+import numpy as np
+import pytest
+from pixelflow.datasets import read_manifests, write_generated_shard
+from pixelflow.imageio import ImageError, read_image, write_image
+from pixelflow.runner import WorkerError
+from pixelflow.stack import build_stack, stack_layout
+
+
+def make_dataset(folder, name, shape, dtype, fmt, counts, generator="uniform", start=0):
+    """Shards of ``counts`` images each, from index ``start``; returns the shard folders."""
+    spec = {
+        "name": name,
+        "generator": generator,
+        "seed": 3,
+        "shape": list(shape),
+        "dtype": dtype,
+        "format": fmt,
+        "compression": 0,
+    }
+    shards = []
+    for count in counts:
+        shard = folder / f"shard-{len(shards):04d}"
+        write_generated_shard(shard, spec, start, start + count, 1)
+        shards.append(shard)
+        start += count
+    return shards
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "fmt"),
+    [
+        ((7, 5), "uint8", "png"),
+        ((4, 6, 3), "uint16", "png"),
+        ((3, 5, 4), "uint16", "tiff"),
+        ((6, 4), "float32", "tiff"),
+    ],
+)
+@pytest.mark.parametrize(("processes", "range_size"), [(1, 256), (2, 3), (2, 1)])
+def test_stack_equals_the_images_in_index_order(tmp_path, shape, dtype, fmt, processes, range_size):
+    shards = make_dataset(tmp_path / "data", "stackme", shape, dtype, fmt, [4, 3, 5], generator="gaussian_ramp")
+    rows = read_manifests(reversed(shards))  # shard order does not matter, indexes do
+    output = tmp_path / "stack.npy"
+    returned = build_stack(output, rows, processes, range_size=range_size)
+    stack = np.load(output)
+    expected = np.stack([read_image(row["path"]) for row in rows])
+    assert returned == stack.shape == expected.shape == (12, *shape)
+    assert stack.dtype == np.dtype(dtype)
+    assert np.array_equal(stack, expected)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "stack.npy"]
+
+
+def test_mixed_shapes_name_the_first_misfit_and_leave_nothing(tmp_path):
+    shards = make_dataset(tmp_path / "a", "mixed", (8, 8), "uint8", "png", [3])
+    shards += make_dataset(tmp_path / "b", "mixed", (8, 9), "uint8", "png", [3], start=3)
+    rows = read_manifests(shards)
+    output = tmp_path / "out" / "stack.npy"
+    with pytest.raises(ImageError) as caught:
+        build_stack(output, rows, 2)
+    message = str(caught.value)
+    assert str(rows[3]["path"]) in message  # the first image of another shape
+    assert str(rows[4]["path"]) not in message and str(rows[5]["path"]) not in message
+    assert not output.exists()
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+def test_mixed_dtypes_are_rejected_too(tmp_path):
+    shards = make_dataset(tmp_path / "a", "mixed", (4, 4), "uint8", "png", [2])
+    shards += make_dataset(tmp_path / "b", "mixed", (4, 4), "uint16", "png", [2], start=2)
+    rows = read_manifests(shards)
+    with pytest.raises(ImageError, match=str(rows[2]["path"])):
+        stack_layout(rows)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_an_image_changed_after_its_manifest_fails_and_leaves_no_stack(tmp_path, processes):
+    shards = make_dataset(tmp_path / "data", "changed", (5, 5), "uint8", "png", [6])
+    rows = read_manifests(shards)
+    write_image(rows[4]["path"], np.zeros((5, 6), np.uint8))  # same name, other shape
+    output = tmp_path / "stack.npy"
+    with pytest.raises((WorkerError, ImageError)) as caught:
+        build_stack(output, rows, processes, range_size=2)
+    assert str(rows[4]["path"]) in str(caught.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no stack.npy, no partial
+
+
+def test_an_empty_dataset_cannot_be_stacked(tmp_path):
+    with pytest.raises(ValueError, match="no images"):
+        build_stack(tmp_path / "stack.npy", [], 2)
+    assert list(tmp_path.iterdir()) == []
