@@ -43,7 +43,10 @@ def all_outputs():
     """Every final output the config asks for."""
     outputs = []
     for name, spec in config["datasets"].items():
+        # Shards are final outputs too: one that failed and was removed is redone
+        # even though the stack built from its earlier content still exists.
         outputs += shard_dirs(name)
+        outputs.append(f"results/datasets/{name}/manifest.tsv")
         if spec["stack"]:
             outputs.append(f"results/datasets/{name}/stack.npy")
         if config["montage"]["count"] > 0:

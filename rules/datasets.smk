@@ -19,6 +19,30 @@ rule dataset_shard:
         "../scripts/dataset_shard.py"
 
 
+rule dataset_index:
+    input:
+        shards=lambda wildcards: shard_dirs(wildcards.dataset),
+        code=core_modules("dataset_index.py"),
+    output:
+        "results/datasets/{dataset}/manifest.tsv",
+    log:
+        "results/logs/datasets/{dataset}/index.log",
+    benchmark:
+        "results/benchmarks/datasets/{dataset}/index.tsv"
+    conda:
+        "../envs/pixelflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    params:
+        shards=lambda wildcards: [
+            f"shard-{shard}" for shard in dataset_plan(wildcards).shards
+        ],
+    script:
+        "../scripts/dataset_index.py"
+
+
 rule dataset_stack:
     input:
         shards=lambda wildcards: shard_dirs(wildcards.dataset),

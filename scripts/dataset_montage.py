@@ -1,7 +1,7 @@
 """Draw a contact sheet of the first images of a dataset."""
 
-from pixelflow.datasets import read_manifests
 from pixelflow.joblog import job_log
+from pixelflow.manifest import read_manifests
 from pixelflow.montage import write_montage
 
 

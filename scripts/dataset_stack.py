@@ -1,7 +1,7 @@
 """Stack all images of a dataset into one .npy array."""
 
-from pixelflow.datasets import read_manifests
 from pixelflow.joblog import job_log
+from pixelflow.manifest import read_manifests
 from pixelflow.stack import build_stack
 
 

@@ -5,73 +5,20 @@ external shard holds only the manifest, whose ``file`` column points at the
 original images (relative to the shard folder), after each was checked.
 """
 
-import csv
 import hashlib
 import os
 from pathlib import Path
 
-import numpy as np
-
-from pixelflow.atomic import atomic_dir, atomic_file
+from pixelflow.atomic import atomic_dir
 from pixelflow.generators import generate_image
-from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, encode_image, image_channels
+from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, encode_image
+from pixelflow.manifest import MANIFEST_NAME, manifest_row, write_manifest
 from pixelflow.runner import parallel_map
-
-MANIFEST_NAME = "manifest.tsv"
-MANIFEST_COLUMNS = ("index", "file", "height", "width", "channels", "dtype", "sha256")
 
 
 def image_file_name(dataset: str, index: int, fmt: str) -> str:
     """File name of image ``index`` of a generated dataset."""
     return f"{dataset}_{index:06d}{FORMAT_SUFFIXES[fmt]}"
-
-
-def manifest_row(index: int, file: str, image: np.ndarray, digest: str) -> tuple:
-    """One manifest row for a decoded ``image``."""
-    height, width = image.shape[:2]
-    return (index, file, height, width, image_channels(image), str(image.dtype), digest)
-
-
-def write_manifest(path, rows) -> None:
-    """Write manifest rows (sorted by index) as a TSV file, atomically."""
-    lines = ["\t".join(MANIFEST_COLUMNS)]
-    lines += ["\t".join(str(value) for value in row) for row in sorted(rows)]
-    with atomic_file(path) as temporary:
-        Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def read_manifest(shard_dir) -> list[dict]:
-    """Rows of a shard's manifest; ``path`` is each image's location as a Path."""
-    shard_dir = Path(shard_dir)
-    manifest = shard_dir / MANIFEST_NAME
-    try:
-        with open(manifest, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
-    if rows and tuple(rows[0]) != MANIFEST_COLUMNS:
-        raise ValueError(f"{manifest}: columns {tuple(rows[0])} differ from {MANIFEST_COLUMNS}")
-    for row in rows:
-        for key in ("index", "height", "width", "channels"):
-            row[key] = int(row[key])
-        row["path"] = shard_dir / row["file"]
-    return rows
-
-
-def read_manifests(shard_dirs) -> list[dict]:
-    """All rows of several shards in index order; indexes must run 0..N-1 without gaps."""
-    rows = sorted((row for shard in shard_dirs for row in read_manifest(shard)), key=lambda row: row["index"])
-    for expected, row in enumerate(rows):
-        if row["index"] != expected:
-            raise ValueError(f"{row['path']}: index {row['index']} found where {expected} was expected")
-    return rows
-
-
-def image_shape(row: dict) -> tuple:
-    """The array shape a manifest row describes."""
-    if row["channels"] == 1:
-        return (row["height"], row["width"])
-    return (row["height"], row["width"], row["channels"])
 
 
 # Generated shards -------------------------------------------------------------

@@ -19,6 +19,9 @@ FORMAT_DTYPES = {
     "bmp": ("uint8",),
 }
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+# Formats OpenCV decodes itself: if it refuses one of these, the file is broken,
+# and no second decoder gets to guess at the pixels.
+OPENCV_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
 
 
 class ImageError(ValueError):
@@ -78,6 +81,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageError(f"{name}: JPEG data is truncated (no end-of-image marker)")
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
+        if data.startswith(OPENCV_SIGNATURES):
+            raise ImageError(f"{name}: corrupt or truncated image data")
         array = _decode_with_pillow(data)
         if array is None:
             raise ImageError(f"{name}: not a readable image (corrupt, truncated or unknown format)")

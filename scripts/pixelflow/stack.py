@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from pixelflow.atomic import atomic_file
-from pixelflow.datasets import image_shape
 from pixelflow.imageio import ImageError, read_image
+from pixelflow.manifest import image_shape
 from pixelflow.runner import chunk_bounds, parallel_map
 
 _stack_job: dict = {}

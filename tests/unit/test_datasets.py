@@ -5,19 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pixelflow.datasets import (
+from pixelflow.datasets import image_file_name, write_external_shard, write_generated_shard
+from pixelflow.generators import generate_image
+from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, read_image, write_image
+from pixelflow.manifest import (
     MANIFEST_COLUMNS,
     MANIFEST_NAME,
-    image_file_name,
     image_shape,
     read_manifest,
     read_manifests,
-    write_external_shard,
-    write_generated_shard,
     write_manifest,
 )
-from pixelflow.generators import generate_image
-from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, read_image, write_image
 from pixelflow.runner import WorkerError
 
 

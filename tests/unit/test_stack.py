@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from pixelflow.datasets import read_manifests, write_generated_shard
+from pixelflow.datasets import write_generated_shard
 from pixelflow.imageio import ImageError, read_image, write_image
+from pixelflow.manifest import read_manifests
 from pixelflow.runner import WorkerError
 from pixelflow.stack import build_stack, stack_layout
 

@@ -1,0 +1,116 @@
+"""Shard manifests and the dataset index: one TSV row per image.
+
+Columns: index, file, height, width, channels, dtype, sha256. ``file`` is
+relative to the folder holding the manifest.
+"""
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pixelflow.atomic import PARTIAL_MARK, atomic_file
+from pixelflow.imageio import image_channels
+
+MANIFEST_NAME = "manifest.tsv"
+MANIFEST_COLUMNS = ("index", "file", "height", "width", "channels", "dtype", "sha256")
+
+
+def manifest_row(index: int, file: str, image: np.ndarray, digest: str) -> tuple:
+    """One manifest row for a decoded ``image``."""
+    height, width = image.shape[:2]
+    return (index, file, height, width, image_channels(image), str(image.dtype), digest)
+
+
+def write_manifest(path, rows) -> None:
+    """Write manifest rows (sorted by index) as a TSV file, atomically."""
+    lines = ["\t".join(MANIFEST_COLUMNS)]
+    lines += ["\t".join(str(value) for value in row) for row in sorted(rows)]
+    with atomic_file(path) as temporary:
+        Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_manifest(shard_dir) -> list[dict]:
+    """Rows of a shard's manifest; ``path`` is each image's location as a Path."""
+    shard_dir = Path(shard_dir)
+    manifest = shard_dir / MANIFEST_NAME
+    try:
+        with open(manifest, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
+    if rows and tuple(rows[0]) != MANIFEST_COLUMNS:
+        raise ValueError(f"{manifest}: columns {tuple(rows[0])} differ from {MANIFEST_COLUMNS}")
+    for row in rows:
+        for key in ("index", "height", "width", "channels"):
+            row[key] = int(row[key])
+        row["path"] = shard_dir / row["file"]
+    return rows
+
+
+def read_manifests(shard_dirs) -> list[dict]:
+    """All rows of several shards in index order; indexes must run 0..N-1 without gaps."""
+    rows = sorted((row for shard in shard_dirs for row in read_manifest(shard)), key=lambda row: row["index"])
+    for expected, row in enumerate(rows):
+        if row["index"] != expected:
+            raise ValueError(f"{row['path']}: index {row['index']} found where {expected} was expected")
+    return rows
+
+
+def image_shape(row: dict) -> tuple:
+    """The array shape a manifest row describes."""
+    if row["channels"] == 1:
+        return (row["height"], row["width"])
+    return (row["height"], row["width"], row["channels"])
+
+
+def write_dataset_index(output, shard_dirs) -> int:
+    """Write all shards' rows, in index order, as one manifest beside the shards; return the count."""
+    output = Path(output)
+    rows = read_manifests(shard_dirs)
+    anchor = output.parent.resolve()
+    write_manifest(
+        output,
+        [
+            (
+                row["index"],
+                os.path.relpath(Path(row["path"]).resolve(), anchor),
+                row["height"],
+                row["width"],
+                row["channels"],
+                row["dtype"],
+                row["sha256"],
+            )
+            for row in rows
+        ],
+    )
+    return len(rows)
+
+
+def stale_shards(dataset_dir, current: list[str]) -> list[Path]:
+    """Shard folders (and their partial leftovers) of ``dataset_dir`` not among ``current`` shard names."""
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        return []
+    keep = set(current)
+    stale = []
+    for entry in sorted(dataset_dir.iterdir()):
+        name = entry.name
+        if name.startswith("shard-") and name not in keep:
+            stale.append(entry)
+        elif name.startswith(".shard-") and PARTIAL_MARK in name and name[1:].split(".", 1)[0] not in keep:
+            stale.append(entry)
+    return stale
+
+
+def remove_stale_shards(dataset_dir, current: list[str]) -> list[Path]:
+    """Delete shard folders the plan no longer has (after ``count`` shrank); return them."""
+    removed = stale_shards(dataset_dir, current)
+    for entry in removed:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    return removed
