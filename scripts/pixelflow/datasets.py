@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pixelflow.atomic import atomic_dir
 from pixelflow.generators import generate_image
-from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, encode_image
+from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, encode_image, read_file
 from pixelflow.manifest import MANIFEST_NAME, manifest_row, write_manifest
 from pixelflow.runner import parallel_map
 
@@ -27,19 +27,32 @@ _shard_job: dict = {}
 
 
 def _start_generated_shard(folder, spec) -> None:
-    _shard_job.update(folder=Path(folder), spec=spec)
+    _shard_job.update(folder_fd=os.open(folder, os.O_RDONLY | os.O_DIRECTORY), spec=spec)
+
+
+def _finish_generated_shard() -> None:
+    folder_fd = _shard_job.pop("folder_fd", None)
+    if folder_fd is not None:
+        os.close(folder_fd)
+
+
+def write_new_file(name: str, data: bytes, folder_fd: int) -> None:
+    """Create file ``name`` in the folder open as ``folder_fd`` and write ``data`` in full."""
+    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    finally:
+        os.close(descriptor)
 
 
 def _generate_and_write(index: int) -> tuple:
     spec = _shard_job["spec"]
     image = generate_image(spec["generator"], spec["seed"], spec["name"], index, spec["shape"], spec["dtype"])
-    data = encode_image(image, spec["format"], spec.get("compression", 0))
+    data = encode_image(image, spec["format"], spec["compression"])
     file = image_file_name(spec["name"], index, spec["format"])
-    descriptor = os.open(_shard_job["folder"] / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(descriptor, data)
-    finally:
-        os.close(descriptor)
+    write_new_file(file, data, _shard_job["folder_fd"])
     return manifest_row(index, file, image, hashlib.sha256(data).hexdigest())
 
 
@@ -55,14 +68,17 @@ def write_generated_shard(folder, spec: dict, start: int, stop: int, processes: 
     The folder appears only once every image and the manifest are written.
     """
     with atomic_dir(folder) as temporary:
-        rows = parallel_map(
-            _generate_and_write,
-            range(start, stop),
-            processes,
-            initializer=_start_generated_shard,
-            initargs=(temporary, spec),
-            describe=describe_image_index,
-        )
+        try:
+            rows = parallel_map(
+                _generate_and_write,
+                range(start, stop),
+                processes,
+                initializer=_start_generated_shard,
+                initargs=(temporary, spec),
+                describe=describe_image_index,
+            )
+        finally:
+            _finish_generated_shard()  # only set here when the work ran in this process
         write_manifest(Path(temporary) / MANIFEST_NAME, rows)
     return rows
 
@@ -72,10 +88,7 @@ def write_generated_shard(folder, spec: dict, start: int, stop: int, processes: 
 
 def _check_external_image(item) -> tuple:
     index, path, relative, expected_shape, expected_dtype = item
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from error
+    data = read_file(path)
     image = decode_image(data, str(path))
     if expected_shape is not None and tuple(image.shape) != tuple(expected_shape):
         raise ImageError(f"{path}: shape {list(image.shape)} differs from the configured shape {list(expected_shape)}")

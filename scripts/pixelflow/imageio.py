@@ -5,6 +5,7 @@ failure raises :class:`ImageError` naming the file.
 """
 
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -90,14 +91,30 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return _swap_red_blue(array)
 
 
-def read_image(path) -> np.ndarray:
-    """Read an image file into an RGB(A) or grey array."""
-    path = Path(path)
+def read_file(path) -> bytes:
+    """All bytes of a file; an OSError becomes an ImageError naming the file."""
     try:
-        data = path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from error
-    return decode_image(data, str(path))
+    try:
+        size = os.fstat(descriptor).st_size
+        data = os.read(descriptor, size + 1)
+        while len(data) <= size:  # a short read, or the file grew: read on to the end
+            more = os.read(descriptor, 1 << 20)
+            if not more:
+                break
+            data += more
+        return data
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read file ({error.strerror or error})") from error
+    finally:
+        os.close(descriptor)
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file into an RGB(A) or grey array."""
+    return decode_image(read_file(path), str(path))
 
 
 def write_image(path, array: np.ndarray, fmt: str | None = None, compression: int = 0) -> None:
