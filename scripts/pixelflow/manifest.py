@@ -4,7 +4,6 @@ Columns: index, file, height, width, channels, dtype, sha256. ``file`` is
 relative to the folder holding the manifest.
 """
 
-import csv
 import os
 import shutil
 from pathlib import Path
@@ -33,20 +32,34 @@ def write_manifest(path, rows) -> None:
 
 
 def read_manifest(shard_dir) -> list[dict]:
-    """Rows of a shard's manifest; ``path`` is each image's location as a Path."""
-    shard_dir = Path(shard_dir)
-    manifest = shard_dir / MANIFEST_NAME
+    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``."""
+    base = os.fspath(shard_dir)
+    manifest = os.path.join(base, MANIFEST_NAME)
     try:
-        with open(manifest, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
+        with open(manifest, encoding="utf-8") as handle:
+            header = tuple(handle.readline().rstrip("\n").split("\t"))
+            if header != MANIFEST_COLUMNS:
+                raise ValueError(f"{manifest}: columns {header} differ from {MANIFEST_COLUMNS}")
+            rows = []
+            for number, line in enumerate(handle, start=2):
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) != len(MANIFEST_COLUMNS):
+                    raise ValueError(f"{manifest}: line {number} has {len(fields)} fields, not {len(MANIFEST_COLUMNS)}")
+                index, file, height, width, channels, dtype, digest = fields
+                rows.append(
+                    {
+                        "index": int(index),
+                        "file": file,
+                        "height": int(height),
+                        "width": int(width),
+                        "channels": int(channels),
+                        "dtype": dtype,
+                        "sha256": digest,
+                        "path": os.path.join(base, file),
+                    }
+                )
     except FileNotFoundError:
         raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
-    if rows and tuple(rows[0]) != MANIFEST_COLUMNS:
-        raise ValueError(f"{manifest}: columns {tuple(rows[0])} differ from {MANIFEST_COLUMNS}")
-    for row in rows:
-        for key in ("index", "height", "width", "channels"):
-            row[key] = int(row[key])
-        row["path"] = shard_dir / row["file"]
     return rows
 
 

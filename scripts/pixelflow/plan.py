@@ -152,8 +152,8 @@ def external_files(name: str, pattern: str, workdir) -> tuple:
 def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
     """Shard plans for every dataset of a validated config."""
     plans = {}
-    shard_size = config["shard_size"]
     for name, spec in config["datasets"].items():
+        shard_size = spec.get("shard_size", config["shard_size"])
         if "path" in spec:
             files = external_files(name, spec["path"], workdir)
             plans[name] = DatasetPlan(name, "external", len(files), shard_size, files)

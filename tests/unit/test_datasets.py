@@ -32,7 +32,7 @@ def spec(name="noise", generator="uniform", shape=(6, 5), dtype="uint8", fmt="pn
 
 
 def image_bytes_by_index(folder: Path) -> dict[int, bytes]:
-    return {row["index"]: row["path"].read_bytes() for row in read_manifest(folder)}
+    return {row["index"]: Path(row["path"]).read_bytes() for row in read_manifest(folder)}
 
 
 SPECS = [
@@ -58,7 +58,7 @@ def test_generated_shard_files_and_manifest(tmp_path, dataset):
     assert [row["index"] for row in manifest] == list(range(10, 17))
     assert len(rows) == len(manifest)
     for row in manifest:
-        data = row["path"].read_bytes()
+        data = Path(row["path"]).read_bytes()
         assert row["sha256"] == hashlib.sha256(data).hexdigest()
         image = decode_image(data, row["file"])
         assert image_shape(row) == image.shape == tuple(dataset["shape"])
@@ -131,7 +131,7 @@ def test_external_shard_points_at_the_originals(tmp_path, processes):
     assert [row["index"] for row in manifest] == list(range(20, 26))
     for row, original in zip(manifest, originals, strict=True):
         assert not Path(row["file"]).is_absolute()
-        assert row["path"].resolve() == original.resolve()
+        assert Path(row["path"]).resolve() == original.resolve()
         data = original.read_bytes()
         assert row["sha256"] == hashlib.sha256(data).hexdigest()
         image = read_image(row["path"])
@@ -144,7 +144,7 @@ def test_external_shard_with_relative_paths_and_no_expectations(tmp_path, monkey
     write_external_shard(Path("out") / "shard-0000", [str(p.relative_to(tmp_path)) for p in originals], 0, 1)
     monkeypatch.chdir(tmp_path / "in")  # the manifest does not depend on the working directory
     for row, original in zip(read_manifest(tmp_path / "out" / "shard-0000"), originals, strict=True):
-        assert row["path"].resolve() == original.resolve()
+        assert Path(row["path"]).resolve() == original.resolve()
         assert image_shape(row) == (4, 4)
 
 
@@ -181,7 +181,7 @@ def test_read_manifests_orders_rows_across_shards(tmp_path):
     shards = [fake_shard(tmp_path / "s1", [5, 4, 3]), fake_shard(tmp_path / "s0", [0, 1, 2])]
     rows = read_manifests(shards)
     assert [row["index"] for row in rows] == list(range(6))
-    assert rows[0]["path"] == tmp_path / "s0" / "img_0.png"
+    assert Path(rows[0]["path"]) == tmp_path / "s0" / "img_0.png"
     assert image_shape(rows[0]) == (2, 3)
 
 
