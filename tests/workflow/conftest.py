@@ -317,3 +317,18 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
     output = run_ok(workdir, TINY_CONFIG, cores=2)
     return workdir, output
+
+
+MANIFEST_COLUMNS = ["index", "file", "height", "width", "channels", "dtype", "sha256"]
+
+
+def plan_after_shard_change(dataset: str, shard: str, montage_shards) -> dict[str, str]:
+    """The jobs one changed shard of ``dataset`` replans: itself, the index, the stack, maybe the montage."""
+    expected = {
+        f"results/datasets/{dataset}/{shard}": "dataset_shard",
+        f"results/datasets/{dataset}/manifest.tsv": "dataset_index",
+        f"results/datasets/{dataset}/stack.npy": "dataset_stack",
+    }
+    if shard in montage_shards:
+        expected[f"results/datasets/{dataset}/montage.png"] = "dataset_montage"
+    return expected

@@ -7,7 +7,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import dataset_hashes, dry_run_plan, partial_entries, run_ok, run_snakemake, write_config
+from conftest import (
+    dataset_hashes,
+    dry_run_plan,
+    partial_entries,
+    plan_after_shard_change,
+    run_ok,
+    run_snakemake,
+    write_config,
+)
 
 BASE = {
     "seed": 1,
@@ -200,14 +208,7 @@ def test_a_failed_rerun_leaves_finished_outputs_byte_identical(tmp_path, broken)
     assert partial_entries(tmp_path) == []
     # What is left to do is the broken shard and what depends on it (the
     # montage only if it shows images of that shard), nothing of "gen".
-    expected = {
-        f"results/datasets/ext/{shard}": "dataset_shard",
-        "results/datasets/ext/manifest.tsv": "dataset_index",
-        "results/datasets/ext/stack.npy": "dataset_stack",
-    }
-    if shard in montage_shards:
-        expected["results/datasets/ext/montage.png"] = "dataset_montage"
-    assert dry_run_plan(tmp_path, config) == expected
+    assert dry_run_plan(tmp_path, config) == plan_after_shard_change("ext", shard, montage_shards)
 
     # Once the image is repaired, a run finishes the dataset exactly as before.
     photos[broken].write_bytes(original)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import (
+    MANIFEST_COLUMNS,
     TINY_CONFIG,
     decode_rgb,
     job_fields,
@@ -21,7 +22,6 @@ from conftest import (
 
 pytestmark = pytest.mark.slow
 
-MANIFEST_COLUMNS = ["index", "file", "height", "width", "channels", "dtype", "sha256"]
 SUFFIXES = {"png": ".png", "tiff": ".tif", "bmp": ".bmp"}
 DATASETS = sorted(TINY_CONFIG["datasets"])
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import yaml
 from conftest import (
+    MANIFEST_COLUMNS,
     decode_rgb,
     dry_run_plan,
     partial_entries,
+    plan_after_shard_change,
     planned_jobs,
     read_dataset_index,
     read_manifests,
@@ -22,8 +24,6 @@ from conftest import (
 )
 
 pytestmark = pytest.mark.slow
-
-MANIFEST_COLUMNS = ["index", "file", "height", "width", "channels", "dtype", "sha256"]
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +138,6 @@ def test_editing_an_original_replans_its_shard_and_dependents(external_run, tmp_
     photo = copy / originals["photos"][position].relative_to(workdir)
     image = cv2.imread(str(photo))
     assert cv2.imwrite(str(photo), 255 - image)
-    expected = {
-        f"results/datasets/photos/{shard}": "dataset_shard",
-        "results/datasets/photos/manifest.tsv": "dataset_index",
-        "results/datasets/photos/stack.npy": "dataset_stack",
-    }
-    if shard in montage_shards:
-        expected["results/datasets/photos/montage.png"] = "dataset_montage"
-    assert dry_run_plan(copy, configfile) == expected
+    assert dry_run_plan(copy, configfile) == plan_after_shard_change("photos", shard, montage_shards)
     # The run itself planned every job of both datasets.
     assert {job.split("/")[2] for job in planned_jobs(output)} == {"photos", "scans"}
