@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -213,13 +214,39 @@ def steal_percent(before, after) -> float | None:
     return 100.0 * (after[7] - before[7]) / total if total > 0 else None
 
 
+PROBE_FILES = 100
+PROBE_BYTES = os.urandom(4096)
+
+
+def file_creation_probe(folder: Path) -> float:
+    """Microseconds per file to create and write ``PROBE_FILES`` small files in a new folder below ``folder``.
+
+    On this VM, creating files is sometimes 5-50x slower than usual for a minute or more (after large deletes
+    here or elsewhere on the disk); that is kernel CPU time, invisible to IO pressure. The files stay until
+    ``folder`` is deleted with the run it belongs to.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = Path(tempfile.mkdtemp(dir=folder))
+    descriptor = os.open(probe, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        started = time.perf_counter()
+        for index in range(PROBE_FILES):
+            handle = os.open(f"p{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=descriptor)
+            os.write(handle, PROBE_BYTES)
+            os.close(handle)
+        return 1e6 * (time.perf_counter() - started) / PROBE_FILES
+    finally:
+        os.close(descriptor)
+
+
 @dataclass
 class Settler:
     """Sync, wait a minimum time, then until the disk and the CPUs stay quiet (or a maximum time passes).
 
     Quiet means: in each of ``quiet_seconds`` consecutive one-second windows, tasks stalled on IO less
-    than ``io_quiet`` % of the time (/proc/pressure/io) and the CPUs were busy less than ``cpu_quiet`` %
-    (/proc/stat; catches other work on the machine).
+    than ``io_quiet`` % of the time (/proc/pressure/io), the CPUs were busy less than ``cpu_quiet`` %
+    (/proc/stat; catches other work on the machine), and creating a file took at most ``probe_factor``
+    times the fastest probe seen so far (see :func:`file_creation_probe`).
     """
 
     minimum: float
@@ -227,9 +254,21 @@ class Settler:
     io_quiet: float
     cpu_quiet: float
     quiet_seconds: int = 3
+    probe_factor: float = 2.0
+    best_probe: float = float("inf")
 
-    def __call__(self) -> tuple[float, float | None, float | None]:
-        """Return (seconds spent, IO pressure %, CPU busy %) of the last one-second window."""
+    def calibrate(self, folder: Path, rounds: int = 5) -> None:
+        """Find a first fastest probe time (it keeps improving during the run)."""
+        for _ in range(rounds):
+            self.best_probe = min(self.best_probe, file_creation_probe(folder))
+            time.sleep(0.5)
+        log(f"file creation probe: {self.best_probe:.0f} µs per file at best")
+
+    def probe_ok(self, value: float | None) -> bool:
+        return value is None or self.probe_factor <= 0 or value <= self.probe_factor * self.best_probe + 5.0
+
+    def __call__(self, folder: Path) -> tuple[float, float | None, float | None, float | None]:
+        """Return (seconds spent, IO pressure %, CPU busy %, probe µs per file) of the last one-second window."""
         started = time.monotonic()
         os.sync()
         time.sleep(self.minimum)
@@ -240,13 +279,19 @@ class Settler:
             new_stall, new_cpu, now = io_stall_total(), cpu_times(), time.monotonic()
             io = None if stall is None or new_stall is None else 100.0 * (new_stall - stall) / max(now - then, 1e-6)
             busy = busy_percent(cpu, new_cpu)
-            stall, cpu, then = new_stall, new_cpu, now
+            probe = file_creation_probe(folder / ".settle-probe") if self.probe_factor > 0 else None
+            if probe is not None:
+                self.best_probe = min(self.best_probe, probe)
+            stall, cpu, then = new_stall, new_cpu, time.monotonic()
             quiet = (io is None or io < self.io_quiet) and (busy is None or busy < self.cpu_quiet)
-            streak = streak + 1 if quiet else 0
+            streak = streak + 1 if quiet and self.probe_ok(probe) else 0
             if streak >= self.quiet_seconds or now - started >= self.maximum:
                 if streak < self.quiet_seconds:
-                    log(f"note: not quiet after {now - started:.0f} s (IO {fmt(io, 1)} %, CPU {fmt(busy, 1)} %)")
-                return now - started, io, busy
+                    log(
+                        f"note: not quiet after {now - started:.0f} s (IO {fmt(io, 1)} %, CPU {fmt(busy, 1)} %, "
+                        f"file creation {fmt(probe, 0)} µs, best {self.best_probe:.0f} µs)"
+                    )
+                return now - started, io, busy, probe
 
 
 # Runs ----------------------------------------------------------------------------------------------------------------
@@ -266,6 +311,7 @@ class Run:
     settle: float = 0.0
     io_before: float | None = None
     cpu_before: float | None = None
+    probe_before: float | None = None
     io_stall: float | None = None
     steal: float | None = None
     cpu_busy: float | None = None
@@ -318,7 +364,9 @@ class Bench:
     def __init__(self, args, workflow: Path):
         self.args = args
         self.snakefile = workflow / "Snakefile"
-        self.settle = Settler(args.settle, args.settle_max, args.io_quiet, args.cpu_quiet, args.quiet_seconds)
+        self.settle = Settler(
+            args.settle, args.settle_max, args.io_quiet, args.cpu_quiet, args.quiet_seconds, args.probe_factor
+        )
         bin_dir = Path(sys.executable).parent
         snakemake = bin_dir / "snakemake"
         self.snakemake = str(snakemake) if snakemake.exists() else shutil.which("snakemake") or "snakemake"
@@ -381,7 +429,7 @@ class Bench:
 
     def timed(self, run: Run, command: list[str], cwd: Path, log_path: Path) -> Run:
         """Settle the disk, then time one process from start to exit."""
-        run.settle, run.io_before, run.cpu_before = self.settle()
+        run.settle, run.io_before, run.cpu_before, run.probe_before = self.settle(cwd)
         stall_before, cpu_before = io_stall_total(), cpu_times()
         own_before, kernel_before = children_cpu_seconds(), kernel_thread_ticks()
         with open(log_path, "ab") as output:
@@ -681,6 +729,7 @@ def runs_table(runs) -> str:
             fmt(run.settle, 0),
             fmt(run.io_before, 1),
             fmt(run.cpu_before, 1),
+            fmt(run.probe_before, 0),
             fmt(run.io_stall),
             f"{fmt(run.own_cpu, 1)} ({fmt(run.own_system, 1)})",
             fmt(run.kernel_cpu, 1),
@@ -699,6 +748,7 @@ def runs_table(runs) -> str:
         "settle s",
         "IO % before",
         "CPU % before",
+        "file creation µs before",
         "IO stall s during",
         "own CPU s (of it system)",
         "kernel threads CPU s",
@@ -766,8 +816,9 @@ def caution(runs: list[Run], args) -> str:
 
 def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
     settle = (
-        f"sync, then at least {args.settle:g} s and until IO pressure stayed below {args.io_quiet:g} % and CPU "
-        f"use below {args.cpu_quiet:g} % for {args.quiet_seconds} s (at most {args.settle_max:g} s)"
+        f"sync, then at least {args.settle:g} s and until, for {args.quiet_seconds} s, IO pressure stayed below "
+        f"{args.io_quiet:g} %, CPU use below {args.cpu_quiet:g} % and creating a small file took at most "
+        f"{args.probe_factor:g}x the best time seen (at most {args.settle_max:g} s)"
     )
     parts = [
         f"# pixelflow benchmark: {scenario}{' (quick mode)' if args.quick else ''}",
@@ -845,7 +896,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--settle", type=float, help="minimum seconds to wait after sync before a run (default: 20; --quick: 2)"
     )
-    parser.add_argument("--settle-max", type=float, help="maximum settling seconds (default: 120; --quick: 5)")
+    parser.add_argument("--settle-max", type=float, help="maximum settling seconds (default: 180; --quick: 5)")
     parser.add_argument(
         "--io-quiet",
         type=float,
@@ -854,6 +905,13 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--cpu-quiet", type=float, default=25.0, help="machine CPU use (%%) meaning idle (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--probe-factor",
+        type=float,
+        default=2.0,
+        help="settled only when creating a small file takes at most this many times the best time seen "
+        "(0: no file creation probe; default: %(default)s)",
     )
     parser.add_argument(
         "--quiet-seconds", type=int, help="consecutive quiet seconds that end settling (default: 3; --quick: 2)"
@@ -897,7 +955,7 @@ def parse_args(argv=None):
         "repeats": 1 if quick else 3,
         "settle": 1.0 if quick else 20.0,
         "quiet_seconds": 2 if quick else 3,
-        "settle_max": 5.0 if quick else 120.0,
+        "settle_max": 5.0 if quick else 180.0,
         "retries": 0 if quick else 2,
     }
     for key, value in defaults.items():
@@ -928,6 +986,8 @@ def main(argv=None) -> int:
         log(f"measuring {workflow_note}; shard_size {args.shard_size}, max_threads {args.max_threads}")
         facts = machine_facts(workflow_note)
         bench = Bench(args, workflow)
+        if args.probe_factor > 0:
+            bench.settle.calibrate(SCRATCH / "calibration")
         if args.warmup:
             bench.warm_up()
         for scenario in SCENARIOS:
