@@ -12,10 +12,12 @@ noop
 scaling
     The workflow with ``--cores 1`` against ``--cores 2``.
 
-Every timed run is a whole process, start to exit (engine start-up included).
-Before each one the harness syncs and waits for the disk to settle; a run's
-output is deleted only after its time is recorded. Results go to stdout and to
-``benchmarks/results/<scenario>.md`` (raw numbers in ``<scenario>.json``).
+Every timed run is a whole process, start to exit (engine start-up included),
+of a copy of the committed workflow (``--source``) so that edits made meanwhile
+cannot change what is measured. Before each run the harness syncs and waits for
+the disk and the CPUs to settle; a run's output is deleted only after its time
+is recorded. Results go to stdout and to ``benchmarks/results/<scenario>.md``
+(raw numbers in ``<scenario>.json``, headline tables in ``summary.md``).
 """
 
 import argparse
@@ -51,6 +53,7 @@ SHAPE = (100, 100)
 SCENARIOS = ("generate-stack", "noop", "scaling")
 PRESSURE_FILE = Path("/proc/pressure/io")
 FINISHED_IN = re.compile(r"finished in ([0-9.]+) s")
+BASELINE_PHASES = re.compile(r"generate ([0-9.]+) s, stack ([0-9.]+) s")
 
 
 # Small helpers ---------------------------------------------------------------------------------------------------
@@ -321,6 +324,7 @@ class Run:
     kernel_cpu: float | None = None
     discarded: bool = False
     jobs: dict = field(default_factory=dict)
+    phases: dict = field(default_factory=dict)
 
 
 def job_breakdown(workdir: Path, max_threads: int, cores: int) -> dict:
@@ -492,7 +496,11 @@ class Bench:
         command = self.baseline_command(count, folder / "images", processes)
         run = Run(scenario, label, count, processes, repeat, shlex.join(command))
         try:
-            return self.timed(run, command, folder, folder / "run.log")
+            self.timed(run, command, folder, folder / "run.log")
+            match = BASELINE_PHASES.search((folder / "run.log").read_text(errors="replace"))
+            if match:
+                run.phases = {"generate": float(match.group(1)), "stack": float(match.group(2))}
+            return run
         finally:
             self.cleanup(folder)
 
@@ -626,7 +634,7 @@ def generate_stack_rows(runs, counts) -> list[list]:
                 f"generate+stack N={count}",
                 fmt_spread(baseline),
                 fmt_spread(workflow),
-                fmt(ratio),
+                fmt(ratio) + (f" (+{w - b:.2f} s)" if count == 2000 and b is not None and w is not None else ""),
                 target,
                 verdict(met),
             ]
@@ -715,6 +723,24 @@ def breakdown_table(runs) -> str:
         "stack max_pss MB",
     ]
     return md_table(header, rows)
+
+
+def baseline_phase_table(runs) -> str:
+    """Medians of the baseline's own phase times (its Pool work, without interpreter start-up)."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if run.phases and not run.discarded:
+            groups.setdefault((run.label, run.count, run.cores), []).append(run)
+    rows = [
+        [
+            f"{label} N={count} processes={cores}",
+            fmt(median_of([run.wall for run in members])),
+            fmt(median_of([run.phases["generate"] for run in members])),
+            fmt(median_of([run.phases["stack"] for run in members])),
+        ]
+        for (label, count, cores), members in groups.items()
+    ]
+    return md_table(["baseline run", "wall s", "generate phase s", "stack phase s"], rows)
 
 
 def runs_table(runs) -> str:
@@ -846,6 +872,8 @@ def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -
             "",
             breakdown_table(runs),
         ]
+    if any(run.phases for run in runs):
+        parts += ["", "## The baseline's phases (medians, as it prints them)", "", baseline_phase_table(runs)]
     parts += ["", "## Every run", "", runs_table(runs), "", "## Machine", "", *facts, ""]
     return "\n".join(parts)
 

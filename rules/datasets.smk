@@ -33,7 +33,7 @@ rule dataset_index:
         "../envs/pixelflow.yaml"
     threads: 1
     resources:
-        mem_mb=512,
+        mem_mb=stack_mem_mb,
         runtime=5,
     params:
         shards=lambda wildcards: [
