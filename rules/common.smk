@@ -97,7 +97,7 @@ def shard_runtime(wildcards, attempt):
     return attempt * max(5, int(total_mb / 50 / 60) + 5)
 
 
-def stack_mem_mb(wildcards, attempt):
+def manifest_job_mem_mb(wildcards, attempt):
     """Images stream through one at a time; the manifest rows take about 1 KB per image."""
     return attempt * (1024 + dataset_plan(wildcards).count // 1000)
 

@@ -33,7 +33,7 @@ rule dataset_index:
         "../envs/pixelflow.yaml"
     threads: 1
     resources:
-        mem_mb=stack_mem_mb,
+        mem_mb=manifest_job_mem_mb,
         runtime=5,
     params:
         shards=lambda wildcards: [
@@ -57,7 +57,7 @@ rule dataset_stack:
         "../envs/pixelflow.yaml"
     threads: job_threads("dataset_stack")
     resources:
-        mem_mb=stack_mem_mb,
+        mem_mb=manifest_job_mem_mb,
         runtime=stack_runtime,
     script:
         "../scripts/dataset_stack.py"

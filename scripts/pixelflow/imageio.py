@@ -12,13 +12,8 @@ import cv2
 import numpy as np
 
 from pixelflow.atomic import atomic_file
+from pixelflow.formats import FORMAT_DTYPES, FORMAT_SUFFIXES
 
-FORMAT_SUFFIXES = {"png": ".png", "tiff": ".tif", "bmp": ".bmp"}
-FORMAT_DTYPES = {
-    "png": ("uint8", "uint16"),
-    "tiff": ("uint8", "uint16", "float32"),
-    "bmp": ("uint8",),
-}
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 # Formats OpenCV decodes itself: if it refuses one of these, the file is broken,
 # and no second decoder gets to guess at the pixels.

@@ -12,12 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixelflow.formats import FORMAT_DTYPES
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-FORMAT_DTYPES = {
-    "png": ("uint8", "uint16"),
-    "tiff": ("uint8", "uint16", "float32"),
-    "bmp": ("uint8",),
-}
 DTYPE_BYTES = {"uint8": 1, "uint16": 2, "float32": 4}
 
 
