@@ -14,6 +14,9 @@ if not workflow.overwrite_configfiles:
 
 include: "rules/common.smk"
 include: "rules/datasets.smk"
+include: "rules/maps.smk"
+include: "rules/mosaics.smk"
+include: "rules/stats.smk"
 
 
 rule all:

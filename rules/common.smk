@@ -3,7 +3,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from pixelflow import plan  # noqa: E402
+from pixelflow import plan, plan_maps, plan_mosaics, plan_stats  # noqa: E402
 
 SCRIPTS = Path(workflow.basedir) / "scripts"
 
@@ -51,6 +51,9 @@ def all_outputs():
             outputs.append(f"results/datasets/{name}/stack.npy")
         if config["montage"]["count"] > 0:
             outputs.append(f"results/datasets/{name}/montage.png")
+    outputs += plan_maps.outputs(config)
+    outputs += plan_mosaics.outputs(config)
+    outputs += plan_stats.outputs(config)
     return outputs
 
 

@@ -20,7 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 240  # seconds; a tiny run takes a few, a hung one fails the test
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "envs")
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "envs", "resources")
 
 # The runs use a snapshot of the repository's workflow taken when the session
 # starts (see the `workflow_snapshot` fixture): the rerun tests compare file

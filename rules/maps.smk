@@ -1,0 +1,1 @@
+# Rules of the maps stage; helper functions live in scripts/pixelflow/plan_maps.py.

@@ -1,0 +1,1 @@
+# Rules of the mosaics stage; helper functions live in scripts/pixelflow/plan_mosaics.py.

@@ -1,0 +1,1 @@
+# Rules of the stats stage; helper functions live in scripts/pixelflow/plan_stats.py.

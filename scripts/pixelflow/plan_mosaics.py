@@ -1,0 +1,6 @@
+"""Planning of the mosaics rules while the Snakefile is parsed (placeholder until the stage lands)."""
+
+
+def outputs(config: dict) -> list[str]:
+    """Every final output of the mosaics stage the config asks for."""
+    return []
