@@ -1,0 +1,94 @@
+"""The workflow on a real one-node SLURM cluster: the same bytes as a local run.
+
+The module's fixture installs and starts the cluster with slurm_cluster.py
+(root and apt-get needed) and stops its daemons by PID afterwards; without
+root or apt-get every test here is skipped and says why.
+"""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from conftest import run_ok, run_snakemake, snapshot_snakefile, write_config
+
+pytestmark = pytest.mark.slow
+
+# A cluster without slurmdbd has no accounting: finished jobs are seen with
+# squeue (MinJobAge keeps them listed), and jobs are submitted without an
+# account. The status checks start soon, because these jobs take seconds.
+TEST_CLUSTER_ARGS = (
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "1",
+)
+# Files whose content is a measurement of the run, not a result of the data.
+RUN_RECORDS = ("logs", "benchmarks")
+
+SLURM_CONFIG = {
+    "seed": 5,
+    "shard_size": 4,
+    "max_threads": 2,
+    "montage": {"count": 4, "cell": 8},
+    "datasets": {
+        "uni": {"generator": "uniform", "count": 10, "shape": [12, 12], "dtype": "uint8", "format": "png"},
+        "ramp": {"generator": "gaussian_ramp", "count": 3, "shape": [16, 16], "dtype": "float32", "format": "tiff"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running one-node cluster for this module's tests."""
+    state = tmp_path_factory.mktemp("slurm-state")
+    try:
+        slurm_cluster.start(state)
+    except slurm_cluster.ClusterUnavailable as error:
+        pytest.skip(f"no SLURM test cluster on this machine: {error}")
+    yield state
+    slurm_cluster.stop(state)
+
+
+def run_on_slurm(workdir, config):
+    """Run the workflow with the repository's SLURM profile; return (returncode, output)."""
+    profile = snapshot_snakefile().parent / "profiles" / "slurm"
+    return run_snakemake(workdir, config, "--profile", str(profile), *TEST_CLUSTER_ARGS)
+
+
+def result_hashes(workdir) -> dict[str, str]:
+    """{path under results/: sha256} of every result file, without logs and benchmark records."""
+    results = Path(workdir) / "results"
+    hashes = {}
+    for path in sorted(results.rglob("*")):
+        relative = path.relative_to(results)
+        if path.is_file() and relative.parts[0] not in RUN_RECORDS and not path.name.startswith(".snakemake"):
+            hashes[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def test_a_slurm_run_writes_the_same_bytes_as_a_local_run(cluster, tmp_path):
+    local = tmp_path / "local"
+    run_ok(local, SLURM_CONFIG, cores=2)
+    returncode, output = run_on_slurm(tmp_path / "slurm", SLURM_CONFIG)
+    assert returncode == 0, output[-6000:]
+    assert "SLURM" in output, "the run did not go through the SLURM executor"
+    local_hashes = result_hashes(local)
+    assert len(local_hashes) > 20
+    assert result_hashes(tmp_path / "slurm") == local_hashes
+
+
+def test_a_job_failing_on_slurm_is_reported_and_fails_the_run(cluster, tmp_path):
+    workdir = tmp_path / "work"
+    images = workdir / "inputs"
+    images.mkdir(parents=True)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    config = write_config(workdir / "run.yaml", {"datasets": {"scans": {"path": "inputs/*.png"}}})
+    returncode, output = run_on_slurm(workdir, config)
+    assert returncode != 0, output[-4000:]
+    assert "Error in rule dataset_shard" in output, output[-4000:]
+    assert "broken.png" in output, output[-4000:]
+    assert not (workdir / "results" / "datasets" / "scans" / "shard-0000").exists()
