@@ -1,9 +1,10 @@
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from pixelflow import plan, plan_maps, plan_mosaics, plan_stats  # noqa: E402
+from pixelflow import plan, plan_maps, plan_mosaics, plan_stats, runlock  # noqa: E402
 
 SCRIPTS = Path(workflow.basedir) / "scripts"
 
@@ -128,5 +129,31 @@ def shorten_rate_limit_window(workflow):
         limit.max_jobs, limit.timespan = 10, 0.1
 
 
+def end_run_record():
+    """Forget this run's record (see pixelflow/runlock.py) when it ends normally."""
+    if RUN_RECORD is not None:
+        runlock.end_run(RUN_RECORD)
+
+
+# A run killed with SIGKILL leaves Snakemake's locks behind; the next run of the
+# workflow removes them once no run that could own them is alive.
+RUN_RECORD = None
+if workflow.is_main_process:
+    if runlock.clear_stale_locks(Path(".snakemake")):
+        print(
+            "pixelflow: removed the locks left by an earlier run that was killed",
+            file=sys.stderr,
+        )
+    RUN_RECORD = runlock.register_run(Path(".snakemake"), os.getpid())
+
+
 onstart:
     shorten_rate_limit_window(workflow)
+
+
+onsuccess:
+    end_run_record()
+
+
+onerror:
+    end_run_record()
