@@ -548,6 +548,14 @@ class Bench:
         runs = []
         try:
             config = self.write_config(folder, count)
+            scratch_command = self.workflow_command(config, cores, dry_run=True)
+            scratch = self.timed(
+                Run("noop", "dry run from scratch", count, cores, 0, shlex.join(scratch_command)),
+                scratch_command,
+                folder,
+                folder / "dry-run-from-scratch.log",
+            )
+            runs.append(scratch)
             full = self.timed(
                 Run("noop", "full run", count, cores, 0, shlex.join(self.workflow_command(config, cores))),
                 self.workflow_command(config, cores),
@@ -645,7 +653,7 @@ def generate_stack_rows(runs, counts) -> list[list]:
 def noop_rows(runs, count) -> list[list]:
     rows = []
     full = walls(runs, "full run")
-    for label, target in (("no-op rerun", 3.0), ("dry run", None)):
+    for label, target in (("dry run from scratch", 3.0), ("no-op rerun", 3.0), ("dry run", None)):
         values = walls(runs, label)
         w = median_of(values)
         if target is not None and count == 100_000:
