@@ -183,7 +183,12 @@ def start(state) -> dict[str, int]:
 
 
 def stop(state, timeout: float = 15) -> None:
-    """Stop the daemons this harness started (by their recorded PIDs), slurmd first."""
+    """Stop the daemons this harness started (by their recorded PIDs), slurmd first, and remove the config.
+
+    A slurm.conf naming a controller that is gone would make every later
+    Snakemake start wait: the SLURM executor plugin asks ``scontrol`` for the
+    cluster's settings when it loads, and scontrol retries the dead address.
+    """
     state = Path(state).resolve()
     for name in reversed(DAEMONS):
         pid_file = state / f"{name}.harness-pid"
@@ -199,6 +204,8 @@ def stop(state, timeout: float = 15) -> None:
                 os.kill(pid, signal.SIGKILL)
         reap(pid)
         pid_file.unlink()
+    if CONFIG_PATH.exists() and CONFIG_MARK in CONFIG_PATH.read_text(encoding="utf-8"):
+        CONFIG_PATH.unlink()
 
 
 def process_alive(pid: int) -> bool:
