@@ -40,6 +40,11 @@ def job_threads(rule_name):
     return config["max_threads"]
 
 
+def per_attempt(amount):
+    """A resource of ``amount`` on the first attempt, doubled on the second, and so on."""
+    return lambda wildcards, attempt: amount * attempt
+
+
 def all_outputs():
     """Every final output the config asks for."""
     outputs = []

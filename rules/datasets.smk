@@ -34,7 +34,7 @@ rule dataset_index:
     threads: 1
     resources:
         mem_mb=manifest_job_mem_mb,
-        runtime=5,
+        runtime=per_attempt(5),
     params:
         shards=lambda wildcards: [
             f"shard-{shard}" for shard in dataset_plan(wildcards).shards
@@ -71,7 +71,12 @@ rule dataset_montage:
         ),
         code=core_modules("dataset_montage.py"),
     output:
-        "results/datasets/{dataset}/montage.png",
+        report(
+            "results/datasets/{dataset}/montage.png",
+            caption="captions/datasets_montage.rst",
+            category="Datasets",
+            subcategory="{dataset}",
+        ),
     log:
         "results/logs/datasets/{dataset}/montage.log",
     benchmark:
@@ -80,8 +85,8 @@ rule dataset_montage:
         "../envs/pixelflow.yaml"
     threads: 1
     resources:
-        mem_mb=1024,
-        runtime=10,
+        mem_mb=per_attempt(1024),
+        runtime=per_attempt(10),
     params:
         images=config["montage"]["count"],
         cell=config["montage"]["cell"],

@@ -6,6 +6,7 @@ find which core modules a script imports so that rules can declare them.
 """
 
 import ast
+import functools
 import glob
 import math
 import re
@@ -195,14 +196,21 @@ def imported_core_modules(script, package: str = "pixelflow") -> list[str]:
     pending: list[tuple[Path, tuple | None]] = [(script, None)]
     while pending:
         source, parts = pending.pop()
-        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
-        for node in ast.walk(tree):
-            for module in _imported_modules(node, package, parts, source.name == "__init__.py"):
-                for path, module_parts in _module_files(package_dir, module):
-                    if path not in seen:
-                        seen.add(path)
-                        pending.append((path, module_parts))
+        stat = source.stat()
+        for module in _file_imports(source, stat.st_mtime_ns, stat.st_size, package, parts):
+            for path, module_parts in _module_files(package_dir, module):
+                if path not in seen:
+                    seen.add(path)
+                    pending.append((path, module_parts))
     return sorted(str(path) for path in seen)
+
+
+@functools.cache
+def _file_imports(source: Path, mtime_ns: int, size: int, package: str, parts) -> tuple[tuple, ...]:
+    """Modules of ``package`` that one file imports; each version of a file is parsed once."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    is_init = source.name == "__init__.py"
+    return tuple(module for node in ast.walk(tree) for module in _imported_modules(node, package, parts, is_init))
 
 
 def _imported_modules(node, package: str, parts, is_init: bool) -> list[tuple]:

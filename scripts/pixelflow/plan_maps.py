@@ -1,6 +1,144 @@
-"""Planning of the maps rules while the Snakefile is parsed (placeholder until the stage lands)."""
+"""Planning of the maps rules while the Snakefile is parsed (standard library only).
+
+Every map in ``maps`` is reprojected to every projection in ``projections``;
+settings shared by all of them live in ``reprojection``.
+"""
+
+import math
+from pathlib import Path
+
+from pixelflow.plan import ConfigError, check_name, key_path
+
+IMAGE_SUFFIXES = {"png": ".png", "tif": ".tif"}
+WORLD_SUFFIXES = {"png": ".pgw", "tif": ".tfw"}
+# Parameters (degrees) each projection kind takes, and their defaults.
+KIND_PARAMETERS = {
+    "equirectangular": {"lon_0": 0.0},
+    "mercator": {"lon_0": 0.0, "max_latitude": 85.0511},
+    "transverse_mercator": {"lon_0": 0.0},
+    "rotated_pole": {"pole_latitude": 90.0, "pole_longitude": 0.0},
+    "orthographic": {"lat_0": 0.0, "lon_0": 0.0},
+}
+SIZE_KEYS = ("kind", "width", "height", "scale")
+# Starting worker processes costs about 0.1 s and one process renders about
+# 60 Mpx/s, so a job uses a worker process per 4 Mpx of output at most:
+# small maps run inline and leave the other cores to other jobs.
+PIXELS_PER_PROCESS = 4_000_000
+
+
+def natural_height(projection: dict, width: int) -> int:
+    """Output height for ``width`` with square pixels over the projection's natural extent."""
+    kind = projection["kind"]
+    if kind == "mercator":
+        limit = math.radians(float(projection.get("max_latitude", KIND_PARAMETERS["mercator"]["max_latitude"])))
+        ratio = math.log(math.tan(math.pi / 4 + limit / 2)) / math.pi
+    elif kind == "orthographic":
+        ratio = 1.0
+    else:
+        ratio = 0.5
+    return max(1, round(width * ratio))
+
+
+def check_projection(name: str, spec: dict, pixel_limit: int) -> None:
+    """Rules of one projection entry that the schema cannot say."""
+    where = ["projections", name]
+    check_name(name, where)
+    kind = spec["kind"]
+    allowed = set(KIND_PARAMETERS[kind]) | set(SIZE_KEYS)
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(
+                f"config key {key_path(where + [key])}: not a parameter of {kind}; "
+                f"it takes {', '.join(sorted(KIND_PARAMETERS[kind]))}"
+            )
+    if ("width" in spec) == ("scale" in spec):
+        raise ConfigError(f"config key {key_path(where)}: give the output width, or a scale of the source width")
+    if "scale" in spec and "height" in spec:
+        raise ConfigError(f"config key {key_path(where + ['height'])}: a scaled output takes its height from the width")
+    if "width" in spec:
+        height = spec.get("height") or natural_height(spec, spec["width"])
+        if spec["width"] * height > pixel_limit:
+            raise ConfigError(
+                f"config key {key_path(where + ['width'])}: {spec['width']}x{height} pixels is over "
+                f"reprojection.pixel_limit ({pixel_limit})"
+            )
+
+
+def check_map(name: str, spec: dict, workdir) -> None:
+    """Rules of one map entry: a usable name, an existing file, sensible bounds."""
+    where = ["maps", name]
+    check_name(name, where)
+    path = Path(spec["path"])
+    if not (path if path.is_absolute() else Path(workdir) / path).is_file():
+        raise ConfigError(f"config key {key_path(where + ['path'])}: no such file {spec['path']!r}")
+    bounds = spec.get("bounds")
+    if bounds is not None:
+        west, south, east, north = bounds
+        if not (west < east <= west + 360 and -90 <= south < north <= 90):
+            raise ConfigError(
+                f"config key {key_path(where + ['bounds'])}: {bounds} must be [west, south, east, north] with "
+                "west < east <= west + 360 and -90 <= south < north <= 90"
+            )
+        if spec["projection"] == "mercator" and (south <= -90 or north >= 90):
+            raise ConfigError(f"config key {key_path(where + ['bounds'])}: a Mercator map cannot reach a pole")
+
+
+def check_config(config: dict, workdir) -> None:
+    """Check the maps, projections and reprojection settings of a validated config."""
+    limit = config["reprojection"]["pixel_limit"]
+    for name, spec in config["maps"].items():
+        check_map(name, spec, workdir)
+    for name, spec in config["projections"].items():
+        check_projection(name, spec, limit)
+
+
+def image_path(config: dict, map_name: str, projection: str) -> str:
+    """Where the reprojected image of a map goes."""
+    return f"results/maps/{map_name}/{projection}{IMAGE_SUFFIXES[config['reprojection']['format']]}"
 
 
 def outputs(config: dict) -> list[str]:
     """Every final output of the maps stage the config asks for."""
-    return []
+    files = []
+    for map_name in config.get("maps", {}):
+        for projection in config.get("projections", {}):
+            stem = f"results/maps/{map_name}/{projection}"
+            fmt = config["reprojection"]["format"]
+            files += [stem + IMAGE_SUFFIXES[fmt], stem + ".json", stem + WORLD_SUFFIXES[fmt]]
+    return files
+
+
+def map_geometry(config: dict, map_name: str) -> dict:
+    """What the bytes of a map's outputs depend on about its source, apart from the file itself."""
+    spec = config["maps"][map_name]
+    return {key: value for key, value in spec.items() if key != "path"}
+
+
+def projection_spec(config: dict, projection: str) -> dict:
+    """A projection entry with its kind's defaults filled in."""
+    spec = dict(config["projections"][projection])
+    for key, default in KIND_PARAMETERS[spec["kind"]].items():
+        spec.setdefault(key, default)
+    return spec
+
+
+def job_mem_mb(config: dict, map_name: str, projection: str, attempt: int) -> int:
+    """Memory of a reprojection job: the decoded source, the output and the workers' tile maps."""
+    spec = projection_spec(config, projection)
+    path = Path(config["maps"][map_name]["path"])
+    source_mb = 8 * path.stat().st_size / (1 << 20) if path.is_file() else 64
+    if "width" in spec:
+        pixels = spec["width"] * (spec.get("height") or natural_height(spec, spec["width"]))
+        output_mb = 8 * pixels / (1 << 20)  # RGBA, 16-bit at most
+    else:
+        output_mb = source_mb * spec["scale"] ** 2
+    return int(attempt * (512 + source_mb + output_mb + 64 * config["max_threads"]))
+
+
+def job_threads(config: dict, projection: str) -> int:
+    """Threads of a reprojection job: a worker per PIXELS_PER_PROCESS output pixels, up to max_threads."""
+    spec = projection_spec(config, projection)
+    if "width" not in spec:  # the size follows the source: let the job decide
+        return config["max_threads"]
+    pixels = spec["width"] * (spec.get("height") or natural_height(spec, spec["width"]))
+    return max(1, min(config["max_threads"], pixels // PIXELS_PER_PROCESS))

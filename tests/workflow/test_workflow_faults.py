@@ -116,6 +116,37 @@ def test_a_run_killed_mid_job_is_completed_by_the_next_run(clean_run, tmp_path, 
     assert not list(results.rglob("*.partial-*")), "the completed run left partial outputs behind"
 
 
+def map_fault_config() -> dict:
+    """One large reprojection of the bundled world map (a job of about a second)."""
+    world = snapshot_snakefile().parent / "resources" / "natural_earth_shaded_relief_720x360.png"
+    return {
+        "max_threads": 2,
+        "maps": {"world": {"path": str(world)}},
+        "projections": {"big": {"kind": "transverse_mercator", "width": 6000}},
+        "reprojection": {"format": "tif"},
+    }
+
+
+def test_a_run_killed_mid_reprojection_is_completed_by_the_next_run(tmp_path):
+    clean = tmp_path / "clean"
+    run_ok(clean, map_fault_config())
+    clean_hashes = result_hashes(clean)
+    assert "maps/world/big.tif" in clean_hashes
+
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    maps = workdir / "results" / "maps" / "world"
+    process = start_snakemake(workdir, map_fault_config())
+    wait_for(lambda: partial_entry(maps, "big"), process, 120, "the reprojection writing its output")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    for path, digest in result_hashes(workdir).items():
+        assert clean_hashes.get(path) == digest, f"{path} looks finished but differs from a clean run's"
+
+    run_ok(workdir, map_fault_config())
+    assert result_hashes(workdir) == clean_hashes
+
+
 def pool_workers(script_name: str) -> list[int]:
     """PIDs of pool workers of a running job: processes of ``script_name`` whose parent runs it too."""
     commands = {}

@@ -1,0 +1,200 @@
+"""Benchmarks of the stats stage: the scikit-image/dask batch example end to end, and the filter kernel.
+
+end-to-end
+    For each row (N images of size²): Gaussian-noise images made, blurred with σ = 10,
+    variance before and after recorded, blurred images saved as 8-bit BMPs. Timed as whole
+    processes, start to exit: ``stats_baseline.py serial`` and ``stats_baseline.py dask``
+    (the example's two approaches) against ``snakemake --cores 2`` in a fresh folder on a
+    config with one generated dataset (the same images: gaussian_ramp, float32 TIFF) and
+    stats on it, once for ``results/stats/noise/summary.tsv`` (the example's outputs:
+    variances and BMPs; a stats shard job per shard draws the images in memory, then the
+    summary job) and once for the default target (everything: the dataset's TIFFs too,
+    plot and job table).
+kernel
+    Per-image time (best of 7 repeats) of one σ = 10 filter on one thread: skimage.filters.gaussian,
+    scipy.ndimage.gaussian_filter, cv2.GaussianBlur (explicit kernel size) and
+    pixelflow.filters.gaussian, on the same float32 image.
+
+Prints markdown tables and writes them to benchmarks/results/stats.md. Run alone,
+e.g. ``flock /work/scratch/bench.lock python benchmarks/stats_bench.py``.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = REPO / "benchmarks" / "scratch" / "stats"
+RESULTS = REPO / "benchmarks" / "results"
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "envs", "resources")
+ROWS = ((10, 2048), (50, 512), (500, 512), (5000, 32))
+TARGETS = {1: 1.0, 3: 0.6, 4: 0.6}  # workflow / faster baseline; row 2: baseline + 1 s
+
+
+def snapshot_workflow(destination: Path) -> Path:
+    """Copy the workflow so that edits made while the benchmark runs cannot change it."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, destination / part)
+    return destination / "Snakefile"
+
+
+def workflow_config(count: int, size: int) -> dict:
+    return {
+        "seed": 2026,
+        "max_threads": 2,
+        "montage": {"count": 0},
+        "datasets": {
+            "noise": {
+                "generator": "gaussian_ramp",
+                "count": count,
+                "shape": [size, size],
+                "dtype": "float32",
+                "format": "tiff",
+                "stack": False,
+            }
+        },
+        "stats": {"datasets": ["noise"], "sigmas": [10], "save_filtered": "bmp"},
+    }
+
+
+def timed(command, cwd: Path) -> float:
+    """Wall seconds of a whole process, after a sync; its output is kept in cwd/run.log."""
+    os.sync()
+    time.sleep(0.5)
+    with open(cwd / "run.log", "w") as log:
+        started = time.perf_counter()
+        completed = subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(f"{command} failed; see {cwd / 'run.log'}")
+    return seconds
+
+
+def run_row(count: int, size: int, snakefile: Path, repeats: int) -> dict:
+    times = {"serial": [], "dask": [], "workflow": [], "workflow (stats outputs)": []}
+    for repeat in range(repeats):
+        for kind in times:
+            folder = SCRATCH / f"{count}x{size}-{repeat}-{kind.split()[0]}{'-part' if '(' in kind else ''}"
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            if kind in ("serial", "dask"):
+                command = [
+                    sys.executable,
+                    str(REPO / "benchmarks" / "stats_baseline.py"),
+                    kind,
+                    str(count),
+                    str(size),
+                    "out",
+                ]
+            else:
+                (folder / "config.yaml").write_text(yaml.safe_dump(workflow_config(count, size)))
+                target = "results/stats/noise/summary.tsv" if "(" in kind else "all"
+                command = [sys.executable, "-m", "snakemake", target, "-s", str(snakefile)]
+                command += ["--configfile", "config.yaml", "--cores", "2", "--quiet"]
+            times[kind].append(timed(command, folder))
+            print(f"  {count} x {size}² {kind}: {times[kind][-1]:.2f} s", file=sys.stderr, flush=True)
+            shutil.rmtree(folder)
+    return times
+
+
+def fmt(values) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
+
+
+def end_to_end_table(results: dict) -> str:
+    lines = [
+        "| row | N x size | serial | dask.delayed | snakemake --cores 2, example's outputs | ratio | target "
+        "| snakemake --cores 2, everything | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for number, times in results.items():
+        count, size = ROWS[number - 1]
+        best = min(statistics.median(times["serial"]), statistics.median(times["dask"]))
+        full = statistics.median(times["workflow"])
+        part = statistics.median(times["workflow (stats outputs)"])
+        target = f"≤ {TARGETS[number]}" if number in TARGETS else f"≤ {best + 1:.2f} s"
+        lines.append(
+            f"| {number} | {count} x {size}² | {fmt(times['serial'])} | {fmt(times['dask'])} "
+            f"| {fmt(times['workflow (stats outputs)'])} | {part / best:.2f} | {target} "
+            f"| {fmt(times['workflow'])} | {full / best:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def kernel_table(sizes, sigma: float = 10.0) -> str:
+    import timeit
+
+    import cv2
+    import numpy as np
+    import scipy.ndimage as ndi
+    import skimage.filters
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from pixelflow import filters
+    from pixelflow.runner import limit_native_threads
+
+    limit_native_threads(1)
+    radius = filters.kernel_radius(sigma)
+    lines = [
+        "| size | skimage.filters.gaussian | scipy.ndimage | cv2.GaussianBlur | pixelflow.filters.gaussian "
+        "| speed-up vs skimage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        image = np.random.default_rng(0).random((size, size), dtype=np.float32)
+        number = max(1, int(2e6 // (size * size)))
+        candidates = {
+            "skimage": lambda image=image: skimage.filters.gaussian(image, sigma=sigma),
+            "scipy": lambda image=image: ndi.gaussian_filter(image, sigma, mode="nearest"),
+            "opencv": lambda image=image: cv2.GaussianBlur(
+                image, (2 * radius + 1,) * 2, sigma, borderType=cv2.BORDER_REPLICATE
+            ),
+            "pixelflow": lambda image=image: filters.gaussian(image, sigma, 4.0, "nearest"),
+        }
+        seconds = {
+            name: min(timeit.repeat(call, number=number, repeat=7)) / number for name, call in candidates.items()
+        }
+        cells = " | ".join(f"{seconds[name] * 1e3:.3f} ms" for name in candidates)
+        lines.append(f"| {size}² | {cells} | {seconds['skimage'] / seconds['pixelflow']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="*", default=[1, 2, 3, 4], help="which rows (1-4) to run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-kernel", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    args = parser.parse_args()
+    sections = []
+    if not args.skip_kernel:
+        table = kernel_table([32, 512, 2048])
+        print(table, flush=True)
+        sections.append("## Filter kernel, one thread, σ = 10, per image (best of 7 repeats)\n\n" + table)
+    if not args.skip_end_to_end:
+        snakefile = snapshot_workflow(SCRATCH / "workflow")
+        results = {row: run_row(*ROWS[row - 1], snakefile, args.repeats) for row in args.rows}
+        table = end_to_end_table(results)
+        print(table, flush=True)
+        sections.append(f"## End to end, seconds, median [min–max] of {args.repeats}, whole processes\n\n" + table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "stats.md").write_text("# Stats stage benchmarks\n\n" + "\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()

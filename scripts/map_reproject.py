@@ -1,0 +1,43 @@
+"""Reproject one map to one projection: the image, its JSON georeferencing and a world file."""
+
+from pixelflow.georef import write_georeference
+from pixelflow.joblog import job_log
+from pixelflow.reproject import reproject_file
+
+
+def main(job):
+    with job_log(job.log[0], f"reproject {job.input.map} to {job.output.image}") as log:
+        projection, settings = dict(job.params.projection), job.params.settings
+        size = (
+            ("scale", projection["scale"]) if "scale" in projection else projection["width"],
+            projection.get("height"),
+        )
+        facts = reproject_file(
+            job.input.map,
+            job.output.image,
+            dict(job.params.geometry),
+            projection,
+            size,
+            interpolation=settings["interpolation"],
+            threshold=settings["error_threshold"],
+            grid_step=settings["grid_step"],
+            processes=job.threads,
+            pixel_limit=settings["pixel_limit"],
+            compression=settings["compression"],
+            log=log,
+        )
+        write_georeference(
+            job.output.georef, job.output.world, projection, facts["transform"], facts["width"], facts["height"]
+        )
+        log.info(
+            "%dx%d, %d channel(s), %d of %d pixels mapped exactly",
+            facts["width"],
+            facts["height"],
+            facts["channels"],
+            facts["exact_pixels"],
+            facts["width"] * facts["height"],
+        )
+
+
+if __name__ == "__main__":
+    main(snakemake)

@@ -1,0 +1,42 @@
+"""Filter the images of one dataset shard for every σ: a statistics table and the 8-bit filtered images.
+
+A generated dataset's images are drawn in memory from their own random streams
+(the arrays its shard job stores losslessly); an external dataset's are read.
+"""
+
+from pixelflow.joblog import job_log
+from pixelflow.manifest import read_manifest
+from pixelflow.variance import write_generated_shard, write_shard
+
+
+def main(job):
+    source = job.params.source
+    folders = list(job.output.filtered)
+    with job_log(job.log[0], f"stats {job.output.table}") as log:
+        if source["kind"] == "generated":
+            rows = write_generated_shard(
+                job.output.table,
+                folders,
+                source["spec"],
+                source["start"],
+                source["stop"],
+                job.params.settings,
+                job.threads,
+            )
+        else:
+            images = [(row["index"], row["file"], row["path"]) for row in read_manifest(job.input.shard)]
+            rows = write_shard(
+                job.output.table, folders, job.wildcards.dataset, images, job.params.settings, job.threads
+            )
+        log.info(
+            "%s images %d-%d: %d rows, %d worker processes",
+            source["kind"],
+            source["start"],
+            source["stop"] - 1,
+            rows,
+            job.threads,
+        )
+
+
+if __name__ == "__main__":
+    main(snakemake)
