@@ -12,7 +12,6 @@ Usage: ``python benchmarks/slurm_demo.py [--repeats N]``
 """
 
 import argparse
-import hashlib
 import shutil
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))
 
 import slurm_cluster  # noqa: E402
+from result_digests import result_hashes  # noqa: E402
 
 SCRATCH = REPO / "benchmarks" / "scratch" / "slurm-demo"
 RESULTS = REPO / "benchmarks" / "results"
@@ -54,17 +54,6 @@ def run_workflow(folder: Path, extra: list[str]) -> tuple[float, int]:
         raise SystemExit(f"the run in {folder} failed:\n{(completed.stdout + completed.stderr)[-4000:]}")
     jobs = (completed.stdout + completed.stderr).count("Finished jobid:") - 1
     return wall, jobs
-
-
-def result_hashes(folder: Path) -> dict[str, str]:
-    results = folder / "results"
-    return {
-        str(path.relative_to(results)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(results.rglob("*"))
-        if path.is_file()
-        and path.relative_to(results).parts[0] not in ("logs", "benchmarks")
-        and not any(part.startswith(".") for part in path.relative_to(results).parts)
-    }
 
 
 def empty_job_wall() -> float:

@@ -5,7 +5,6 @@ SIGKILL to its process group takes down Snakemake and all its jobs at once, as
 an out-of-memory killer or a lost node would.
 """
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_ok, snapshot_snakefile, write_config
+from result_digests import result_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +28,7 @@ FAULT_CONFIG = {
         "noise": {"generator": "uniform", "count": 30000, "shape": [24, 24], "dtype": "uint8", "format": "png"},
     },
 }
-RUN_RECORDS = ("logs", "benchmarks")
 POLL_SECONDS = 0.005
-
-
-def result_hashes(workdir) -> dict[str, str]:
-    """{path under results/: sha256} of every finished-looking result file.
-
-    Logs and benchmark records are left out, and so are hidden partial outputs
-    (a killed job's leftovers, which never look finished).
-    """
-    results = Path(workdir) / "results"
-    hashes = {}
-    for path in sorted(results.rglob("*")):
-        relative = path.relative_to(results)
-        hidden = any(part.startswith(".") for part in relative.parts)
-        if path.is_file() and relative.parts[0] not in RUN_RECORDS and not hidden:
-            hashes[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return hashes
 
 
 def start_snakemake(workdir, config) -> subprocess.Popen:

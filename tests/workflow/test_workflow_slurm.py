@@ -5,13 +5,10 @@ The module's fixture installs and starts the cluster with slurm_cluster.py
 root or apt-get every test here is skipped and says why.
 """
 
-import hashlib
-import json
-from pathlib import Path
-
 import pytest
 import slurm_cluster
 from conftest import run_ok, run_snakemake, snapshot_snakefile, write_config
+from result_digests import result_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +24,6 @@ TEST_CLUSTER_ARGS = (
     "--seconds-between-status-checks",
     "1",
 )
-# Files whose content is a measurement of the run, not a result of the data
-# (results/report holds the table of the jobs' benchmark records).
-RUN_RECORDS = ("logs", "benchmarks", "report")
-
 SLURM_CONFIG = {
     "seed": 5,
     "shard_size": 4,
@@ -70,26 +63,6 @@ def run_on_slurm(workdir, config):
     """Run the workflow with the repository's SLURM profile; return (returncode, output)."""
     profile = snapshot_snakefile().parent / "profiles" / "slurm"
     return run_snakemake(workdir, config, "--profile", str(profile), *TEST_CLUSTER_ARGS)
-
-
-def result_hashes(workdir) -> dict[str, str]:
-    """{path under results/: sha256} of every result file, without logs and benchmark records.
-
-    A mosaic's JSON report also records how long each phase took; those
-    seconds are left out of its hash.
-    """
-    results = Path(workdir) / "results"
-    hashes = {}
-    for path in sorted(results.rglob("*")):
-        relative = path.relative_to(results)
-        if path.is_file() and relative.parts[0] not in RUN_RECORDS and not path.name.startswith(".snakemake"):
-            data = path.read_bytes()
-            if relative.parts[0] == "mosaics" and path.suffix == ".json":
-                report = json.loads(data)
-                report.pop("seconds")
-                data = json.dumps(report, sort_keys=True).encode()
-            hashes[str(relative)] = hashlib.sha256(data).hexdigest()
-    return hashes
 
 
 def test_a_slurm_run_writes_the_same_bytes_as_a_local_run(cluster, tmp_path):
