@@ -43,8 +43,8 @@ rule mosaic_library:
         "../envs/pixelflow.yaml"
     threads: job_threads("mosaic_library")
     resources:
-        mem_mb=lambda wildcards, attempt: attempt * 2048,
-        runtime=lambda wildcards, attempt: attempt * 15,
+        mem_mb=per_attempt(2048),
+        runtime=per_attempt(15),
     params:
         spec=lambda wildcards: plan_mosaics.library_params(config, wildcards.library),
         tile=lambda wildcards: int(wildcards.tile),
@@ -73,8 +73,8 @@ rule mosaic:
         "../envs/pixelflow.yaml"
     threads: job_threads("mosaic")
     resources:
-        mem_mb=lambda wildcards, attempt: attempt * 2048,
-        runtime=lambda wildcards, attempt: attempt * 15,
+        mem_mb=per_attempt(2048),
+        runtime=per_attempt(15),
     params:
         spec=lambda wildcards: plan_mosaics.mosaic_params(config, wildcards.mosaic),
     script:

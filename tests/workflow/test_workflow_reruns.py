@@ -294,14 +294,17 @@ def test_after_shrinking_a_dataset_its_folder_holds_only_the_current_shards(tiny
 
 
 def rule_scripts(workflow: Path) -> dict[str, str]:
-    """{rule: script file name} read from the copy's rules/*.smk."""
+    """{rule: script file name} of the dataset rules, read from the copy's rules/datasets.smk.
+
+    CODE_CONFIG asks for datasets only, so these are the rules its runs use.
+    """
     scripts = {}
-    for smk in sorted((workflow / "rules").glob("*.smk")):
-        for block in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
-            name = block.split(":", 1)[0].strip()
-            script = re.search(r"^\s+script:\s*\n\s+\"([^\"]+)\"", block, flags=re.M)
-            if script:
-                scripts[name] = Path(script.group(1)).name
+    text = (workflow / "rules" / "datasets.smk").read_text(encoding="utf-8")
+    for block in re.split(r"^rule ", text, flags=re.M)[1:]:
+        name = block.split(":", 1)[0].strip()
+        script = re.search(r"^\s+script:\s*\n\s+\"([^\"]+)\"", block, flags=re.M)
+        if script:
+            scripts[name] = Path(script.group(1)).name
     return scripts
 
 
