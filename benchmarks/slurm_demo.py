@@ -27,16 +27,6 @@ from result_digests import result_hashes  # noqa: E402
 
 SCRATCH = REPO / "benchmarks" / "scratch" / "slurm-demo"
 RESULTS = REPO / "benchmarks" / "results"
-# The same settings as the cluster tests: no accounting daemon, no account.
-CLUSTER_ARGS = [
-    "--slurm-no-account",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "1",
-    "--seconds-between-status-checks",
-    "1",
-]
 
 
 def run_workflow(folder: Path, extra: list[str]) -> tuple[float, int]:
@@ -77,7 +67,8 @@ def main(argv=None) -> int:
             local.append(run_workflow(SCRATCH / f"local-{repeat}", ["--cores", "2"]))
             cluster.append(
                 run_workflow(
-                    SCRATCH / f"slurm-{repeat}", ["--profile", str(REPO / "profiles" / "slurm")] + CLUSTER_ARGS
+                    SCRATCH / f"slurm-{repeat}",
+                    ["--profile", str(REPO / "profiles" / "slurm")] + list(slurm_cluster.SNAKEMAKE_ARGS),
                 )
             )
             if result_hashes(SCRATCH / f"local-{repeat}") != result_hashes(SCRATCH / f"slurm-{repeat}"):

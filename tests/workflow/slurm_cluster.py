@@ -35,6 +35,20 @@ NODE_NAME = "pixelflow-node"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
+# Snakemake options for this cluster: without slurmdbd there is no accounting,
+# so finished jobs are seen with squeue (MinJobAge keeps them listed), and jobs
+# go in without an account. Status checks start at once, as these jobs take seconds.
+SNAKEMAKE_ARGS = (
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "1",
+)
+
+
 class ClusterUnavailable(RuntimeError):
     """This machine cannot run the test cluster (no root, no apt-get, install failed)."""
 

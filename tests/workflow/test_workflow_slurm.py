@@ -12,18 +12,6 @@ from result_digests import result_hashes
 
 pytestmark = pytest.mark.slow
 
-# A cluster without slurmdbd has no accounting: finished jobs are seen with
-# squeue (MinJobAge keeps them listed), and jobs are submitted without an
-# account. The status checks start soon, because these jobs take seconds.
-TEST_CLUSTER_ARGS = (
-    "--slurm-no-account",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "1",
-    "--seconds-between-status-checks",
-    "1",
-)
 SLURM_CONFIG = {
     "seed": 5,
     "shard_size": 4,
@@ -62,7 +50,7 @@ def cluster(tmp_path_factory):
 def run_on_slurm(workdir, config):
     """Run the workflow with the repository's SLURM profile; return (returncode, output)."""
     profile = snapshot_snakefile().parent / "profiles" / "slurm"
-    return run_snakemake(workdir, config, "--profile", str(profile), *TEST_CLUSTER_ARGS)
+    return run_snakemake(workdir, config, "--profile", str(profile), *slurm_cluster.SNAKEMAKE_ARGS)
 
 
 def test_a_slurm_run_writes_the_same_bytes_as_a_local_run(cluster, tmp_path):
