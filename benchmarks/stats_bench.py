@@ -14,6 +14,9 @@ kernel
     Per-image time (best of 7 repeats) of one σ = 10 filter on one thread: skimage.filters.gaussian,
     scipy.ndimage.gaussian_filter, cv2.GaussianBlur (explicit kernel size) and
     pixelflow.filters.gaussian, on the same float32 image.
+tune (``--tune``, only)
+    The choices inside pixelflow.filters: per image and kernel radius, OpenCV's separable filter
+    against the band-matrix products for several band sizes, and a dense matrix for short axes.
 
 Prints markdown tables and writes them to benchmarks/results/stats.md. Run alone,
 e.g. ``flock /work/scratch/bench.lock python benchmarks/stats_bench.py``.
@@ -174,13 +177,51 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
     return "\n".join(lines)
 
 
+def _best_ms(function, args, number: int) -> float:
+    import timeit
+
+    return min(timeit.repeat(lambda: function(*args), number=number, repeat=5)) / number * 1e3
+
+
+def tune_table(sizes=(32, 64, 96, 128, 512, 2048), radii=(2, 4, 6, 8, 12, 20, 40), bands=(16, 32, 64)) -> str:
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from pixelflow import filters
+    from pixelflow.runner import limit_native_threads
+
+    limit_native_threads(1)
+    lines = [
+        "| size | radius | OpenCV | " + " | ".join(f"band {band}" for band in bands) + " | dense |",
+        "|---|---|---|" + "---|" * (len(bands) + 1),
+    ]
+    for size in sizes:
+        image = np.random.default_rng(0).random((size, size), dtype=np.float32)
+        number = max(1, int(1e6 // (size * size)))
+        for radius in radii:
+            sigma = (radius - 0.25) / 4.0
+            assert filters.kernel_radius(sigma) == radius
+
+            cells = [_best_ms(filters._opencv_filter, (image, sigma, 4.0, "nearest"), number)]
+            for band in (*bands, size):
+                filters.BAND, filters.DENSE_LENGTH = band, 0
+                filters.axis_bands.cache_clear()
+                cells.append(_best_ms(filters._matrix_filter, (image, sigma, 4.0, "nearest"), number))
+            lines.append(f"| {size}² | {radius} | " + " | ".join(f"{cell:.3f} ms" for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="*", default=[1, 2, 3, 4], help="which rows (1-4) to run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-kernel", action="store_true")
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--tune", action="store_true", help="only the filter's internal choices, printed")
     args = parser.parse_args()
+    if args.tune:
+        print(tune_table())
+        return
     sections = []
     if not args.skip_kernel:
         table = kernel_table([32, 512, 2048])

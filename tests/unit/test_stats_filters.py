@@ -77,3 +77,29 @@ def test_bad_sigma_and_mode_are_refused():
 def test_to_uint8_clips_scales_and_rounds():
     values = np.array([[-0.5, 0.0, 0.5 / 255, 0.49 / 255, 0.5, 1.0, 7.0]], np.float32)
     np.testing.assert_array_equal(filters.to_uint8(values), [[0, 0, 0, 0, 128, 255, 255]])
+
+
+@pytest.mark.parametrize("path", ["matrix", "opencv"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(70, 130), (3, 200), (66, 65, 3)])
+@pytest.mark.parametrize("sigma", [0.7, 5.0, 10.0])
+def test_both_filter_paths_match_scikit_image(monkeypatch, path, mode, shape, sigma):
+    """Band matrices and OpenCV's separable filter, each forced for every radius."""
+    monkeypatch.setattr(filters, "MATRIX_MIN_RADIUS", 0 if path == "matrix" else 10**9)
+    image = random_image(shape, "float32", seed=shape[1])
+    expected = skimage.filters.gaussian(image, sigma=sigma, mode=mode, channel_axis=-1 if len(shape) == 3 else None)
+    result = filters.gaussian(image, sigma, 4.0, mode)
+    assert np.max(np.abs(result - expected)) <= 1e-5
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", [1, 2, 7, 64, 65, 100])
+def test_axis_bands_sum_to_the_kernel_applied_to_each_pixel(mode, length):
+    """Every output's weights total 1 (0 for what 'constant' reads past the edge) and bands tile the axis."""
+    bands = filters.axis_bands(length, 3.0, 4.0, mode)
+    assert [band[0] for band in bands] == list(range(0, length, bands[0][1] - bands[0][0]))
+    assert bands[-1][1] == length
+    line = np.ones(length, np.float32)
+    filtered = np.concatenate([matrix @ line[lo:hi] for _, _, lo, hi, matrix in bands])
+    expected = ndi.gaussian_filter1d(line.astype(np.float64), 3.0, mode=mode, truncate=4.0)
+    np.testing.assert_allclose(filtered, expected, atol=1e-6)
