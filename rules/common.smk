@@ -1,3 +1,5 @@
+import atexit
+import gc
 import os
 import sys
 from pathlib import Path
@@ -7,6 +9,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from pixelflow import plan, plan_maps, plan_mosaics, plan_stats, runlock  # noqa: E402
 
 SCRIPTS = Path(workflow.basedir) / "scripts"
+# Which core modules each script imports, kept between runs (parsing them all
+# takes about 0.1 s); an entry counts only while the file's mtime and size match.
+IMPORTS_CACHE = Path(".snakemake") / "pixelflow" / "imports.json"
+plan.load_imports_cache(IMPORTS_CACHE)
+atexit.register(plan.save_imports_cache, IMPORTS_CACHE)
 
 plan.validate_config(
     config, plan.load_schema(Path(workflow.basedir) / "config" / "schema.yaml")
@@ -150,6 +157,12 @@ if workflow.is_main_process:
             file=sys.stderr,
         )
     RUN_RECORD = runlock.register_run(Path(".snakemake"), os.getpid())
+
+
+# At exit the interpreter garbage-collects every object still alive, and
+# Snakemake's are many: about 0.3 s per run, dry runs included. Frozen, they are
+# skipped; exit handlers and file flushes still run.
+atexit.register(gc.freeze)
 
 
 onstart:

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pixelflow import plan
 from pixelflow.plan import (
     ConfigError,
     DatasetPlan,
@@ -370,3 +371,62 @@ def test_imported_core_modules_follows_relative_imports_inside_subpackages(tmp_p
     found = resolved(imported_core_modules(scripts / "job.py"))
     loaded = loaded_modules(scripts / "job.py")
     assert found == loaded, f"missed {sorted(set(loaded) - set(found))}, extra {sorted(set(found) - set(loaded))}"
+
+
+def test_imported_core_modules_finds_imports_nested_in_any_statement(tmp_path):
+    nested = """
+        import os
+        if os.name:
+            from pixelflow import a
+        else:
+            from pixelflow import b
+        try:
+            from pixelflow import c
+        except ImportError:
+            from pixelflow import d
+        finally:
+            from pixelflow import e
+        with open(os.devnull) as handle:
+            from pixelflow import f
+        class Thing:
+            def method(self):
+                from pixelflow import g
+        async def run():
+            for _ in ():
+                from pixelflow import h
+        match os.sep:
+            case "/":
+                from pixelflow import i
+        text = "from pixelflow import unused"
+    """
+    names = "abcdefghi"
+    files = {"job.py": nested, "pixelflow/__init__.py": "", "pixelflow/unused.py": ""}
+    files.update({f"pixelflow/{name}.py": "" for name in names})
+    scripts = write_package(tmp_path / "scripts", files)
+    found = imported_core_modules(scripts / "job.py")
+    assert found == sorted(str(scripts / "pixelflow" / name) for name in ["__init__.py", *(f"{n}.py" for n in names)])
+
+
+def test_import_lists_saved_by_one_run_serve_the_next_until_a_file_changes(tmp_path):
+    files = {"job.py": "from pixelflow import a\n", "pixelflow/__init__.py": ""}
+    scripts = write_package(tmp_path / "scripts", files | {"pixelflow/a.py": "", "pixelflow/b.py": ""})
+    cache = tmp_path / ".snakemake" / "pixelflow" / "imports.json"
+    first = imported_core_modules(scripts / "job.py")
+    plan.save_imports_cache(cache)
+    saved = json.loads(cache.read_text())["files"]
+    assert any(key.startswith(str((scripts / "job.py").resolve())) for key in saved)
+
+    # A fresh run (empty memory) reads the saved lists and gets the same answer.
+    plan._KNOWN_IMPORTS.clear()
+    plan.load_imports_cache(cache)
+    assert imported_core_modules(scripts / "job.py") == first
+
+    # An edit changes the file's size and mtime: it is parsed again, not served stale.
+    (scripts / "job.py").write_text("from pixelflow import a, b  # now both\n")
+    assert imported_core_modules(scripts / "job.py") == first + [str(scripts / "pixelflow" / "b.py")]
+
+    # A broken cache file is ignored.
+    cache.write_text("{not json")
+    plan._KNOWN_IMPORTS.clear()
+    plan.load_imports_cache(cache)
+    assert imported_core_modules(scripts / "job.py") == first + [str(scripts / "pixelflow" / "b.py")]
