@@ -2,7 +2,7 @@
 
 from pixelflow.joblog import job_log
 from pixelflow.plots import plot_variance
-from pixelflow.variance import read_table
+from pixelflow.stats_tables import read_table
 
 
 def main(job):

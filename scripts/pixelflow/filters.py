@@ -32,6 +32,8 @@ import functools
 import cv2
 import numpy as np
 
+from pixelflow.kernel import _kernel, gaussian_kernel, kernel_radius  # noqa: F401 (part of this API)
+
 BORDERS = {
     "reflect": cv2.BORDER_REFLECT,
     "mirror": cv2.BORDER_REFLECT_101,
@@ -45,28 +47,6 @@ INTEGER_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
 BAND = 32
 DENSE_LENGTH = 64
 MATRIX_MIN_RADIUS = 16
-
-
-def kernel_radius(sigma: float, truncate: float = 4.0) -> int:
-    """Half-width of the kernel: scipy's ``int(truncate * sigma + 0.5)``."""
-    return int(truncate * float(sigma) + 0.5)
-
-
-def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """The normalised 1-D kernel (float64, length 2r + 1) of scipy.ndimage.gaussian_filter."""
-    return _kernel(float(sigma), float(truncate)).astype(np.float64)
-
-
-@functools.lru_cache(maxsize=32)
-def _kernel(sigma: float, truncate: float) -> np.ndarray:
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    radius = kernel_radius(sigma, truncate)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 / sigma**2 * x**2)
-    weights /= weights.sum()
-    weights.setflags(write=False)
-    return weights
 
 
 @functools.lru_cache(maxsize=32)

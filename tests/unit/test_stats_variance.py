@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pixelflow import filters, variance
+from pixelflow import filters, stats_tables, variance
 from pixelflow.atomic import PARTIAL_MARK
 from pixelflow.benchtable import read_benchmarks, write_benchmark_table
 from pixelflow.datasets import write_generated_shard as write_generated_dataset_shard
@@ -37,7 +37,7 @@ def noise_rows(sigmas, count, mean, sd, size=256, seed=5):
     for index in range(count):
         image = rng.normal(mean, sd, (size, size)).astype(np.float32)
         image_rows, _ = variance.image_rows(index, f"{index}.tif", image, sigmas, 4.0, "reflect")
-        rows += [dict(zip(variance.COLUMNS, row, strict=True)) for row in image_rows]
+        rows += [dict(zip(stats_tables.COLUMNS, row, strict=True)) for row in image_rows]
     return rows
 
 
@@ -45,9 +45,8 @@ def test_theory_ratio_holds_for_unclipped_independent_noise():
     # 20 images of 256²: the ratio's standard error is about 1.5 % for σ = 3, less for smaller σ.
     sigmas = [1.5, 3.0]
     rows = noise_rows(sigmas, 20, 0.5, 0.05)
-    table = {
-        row[0]: dict(zip(variance.THEORY_COLUMNS, row, strict=True)) for row in variance.theory_rows(rows, sigmas, 4.0)
-    }
+    checks = stats_tables.theory_rows(rows, sigmas, 4.0)
+    table = {row[0]: dict(zip(stats_tables.THEORY_COLUMNS, row, strict=True)) for row in checks}
     for sigma in sigmas:
         check = table[sigma]
         assert check["images"] == 20
@@ -61,7 +60,7 @@ def test_theory_ratio_holds_for_unclipped_independent_noise():
 
 def test_theory_leaves_out_clipped_images():
     rows = noise_rows([2.0], 3, 0.0, 0.05, size=64)  # half of every image sits at or below 0
-    (check,) = variance.theory_rows(rows, [2.0], 4.0)
+    (check,) = stats_tables.theory_rows(rows, [2.0], 4.0)
     assert all(row["clipped_in"] > 0.4 for row in rows)
     assert check[2] == 0 and math.isnan(check[3])
 
@@ -87,7 +86,7 @@ def run_shard(tmp_path, images, processes, name="out", dataset="demo"):
 def test_shard_rows_and_saved_images_are_the_filtered_images(tmp_path):
     images = make_shard(tmp_path / "in", 5)
     table, folders, count = run_shard(tmp_path, images, 2)
-    rows = variance.read_table(table)
+    rows = stats_tables.read_table(table)
     assert count == len(rows) == 10
     assert [(row["index"], row["sigma"]) for row in rows] == [(i, s) for i in range(5) for s in SETTINGS["sigmas"]]
     for index, file, path in images:
@@ -135,7 +134,7 @@ def test_generated_images_in_memory_give_the_rows_and_images_of_the_stored_files
     folders = [tmp_path / "memory" / f"sigma-{s:g}" for s in SETTINGS["sigmas"]]
     assert variance.write_generated_shard(table, folders, spec, 3, 8, SETTINGS, 2) == 10
     assert table.read_bytes() == from_files[0].read_bytes()
-    assert [row["index"] for row in variance.read_table(table)] == [3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    assert [row["index"] for row in stats_tables.read_table(table)] == [3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
     for memory, files in zip(folders, from_files[1], strict=True):
         names = sorted(path.name for path in files.iterdir())
         assert names == sorted(path.name for path in memory.iterdir()) and len(names) == 5
@@ -174,14 +173,14 @@ def test_summary_gathers_shards_in_index_order(tmp_path):
     images = make_shard(tmp_path / "in", 4)
     first, _, _ = run_shard(tmp_path, images[:2], 1, "a")
     second, _, _ = run_shard(tmp_path, images[2:], 1, "b")
-    rows, theory = variance.write_summary(
+    rows, theory = stats_tables.write_summary(
         [second, first], tmp_path / "summary.tsv", tmp_path / "theory.tsv", [1.0, 2.5], 4.0
     )
-    summary = variance.read_table(tmp_path / "summary.tsv")
+    summary = stats_tables.read_table(tmp_path / "summary.tsv")
     assert [row["index"] for row in summary] == [0, 0, 1, 1, 2, 2, 3, 3]
     lines = (tmp_path / "summary.tsv").read_text().splitlines()
     assert lines == first.read_text().splitlines() + second.read_text().splitlines()[1:]
-    assert [row["sigma"] for row in variance.read_table(tmp_path / "theory.tsv")] == [1.0, 2.5]
+    assert [row["sigma"] for row in stats_tables.read_table(tmp_path / "theory.tsv")] == [1.0, 2.5]
 
 
 def test_benchmark_table_lists_every_record(tmp_path):

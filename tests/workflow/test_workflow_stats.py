@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import decode_rgb, planned_jobs, run_ok, run_snakemake, tiny_config
 from pixelflow import filters
-from pixelflow.variance import read_table
+from pixelflow.stats_tables import read_table
 
 STATS = {"datasets": ["uni", "ramp"], "sigmas": [1, 2.5], "mode": "reflect", "save_filtered": "bmp"}
 COUNTS = {"uni": 20, "ramp": 7}
