@@ -18,12 +18,16 @@ tune (``--tune``, only)
     The choices inside pixelflow.filters: per image and kernel radius, OpenCV's separable filter
     against the band-matrix products for several band sizes, and a dense matrix for short axes.
 
+Before every timed process the harness's settler (benchmarks/harness.py) syncs and waits until
+the disk and the CPUs are quiet and creating a file costs what it usually does: on this VM a
+large delete makes file creation 10-20x slower for a while, so the runs' folders are deleted
+only when a row is finished, never between two timed runs.
+
 Prints markdown tables and writes them to benchmarks/results/stats.md. Run alone,
 e.g. ``flock /work/scratch/bench.lock python benchmarks/stats_bench.py``.
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 
 import yaml
+from harness import Settler
 
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH = REPO / "benchmarks" / "scratch" / "stats"
@@ -74,10 +79,9 @@ def workflow_config(count: int, size: int) -> dict:
     }
 
 
-def timed(command, cwd: Path) -> float:
-    """Wall seconds of a whole process, after a sync; its output is kept in cwd/run.log."""
-    os.sync()
-    time.sleep(0.5)
+def timed(command, cwd: Path, settle: Settler) -> float:
+    """Wall seconds of a whole process, after the machine settled; its output is kept in cwd/run.log."""
+    settle(SCRATCH / "probes")
     with open(cwd / "run.log", "w") as log:
         started = time.perf_counter()
         completed = subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
@@ -87,8 +91,9 @@ def timed(command, cwd: Path) -> float:
     return seconds
 
 
-def run_row(count: int, size: int, snakefile: Path, repeats: int) -> dict:
+def run_row(count: int, size: int, snakefile: Path, repeats: int, settle: Settler) -> dict:
     times = {"serial": [], "dask": [], "workflow": [], "workflow (stats outputs)": []}
+    folders = []
     for repeat in range(repeats):
         for kind in times:
             folder = SCRATCH / f"{count}x{size}-{repeat}-{kind.split()[0]}{'-part' if '(' in kind else ''}"
@@ -109,9 +114,11 @@ def run_row(count: int, size: int, snakefile: Path, repeats: int) -> dict:
                 target = "results/stats/noise/summary.tsv" if "(" in kind else "all"
                 command = [sys.executable, "-m", "snakemake", target, "-s", str(snakefile)]
                 command += ["--configfile", "config.yaml", "--cores", "2", "--quiet"]
-            times[kind].append(timed(command, folder))
+            times[kind].append(timed(command, folder, settle))
             print(f"  {count} x {size}² {kind}: {times[kind][-1]:.2f} s", file=sys.stderr, flush=True)
-            shutil.rmtree(folder)
+            folders.append(folder)
+    for folder in folders:
+        shutil.rmtree(folder)
     return times
 
 
@@ -229,7 +236,10 @@ def main():
         sections.append("## Filter kernel, one thread, σ = 10, per image (best of 7 repeats)\n\n" + table)
     if not args.skip_end_to_end:
         snakefile = snapshot_workflow(SCRATCH / "workflow")
-        results = {row: run_row(*ROWS[row - 1], snakefile, args.repeats) for row in args.rows}
+        settle = Settler(minimum=2.0, maximum=60.0, io_quiet=3.0, cpu_quiet=25.0)
+        settle.calibrate(SCRATCH / "probes")
+        results = {row: run_row(*ROWS[row - 1], snakefile, args.repeats, settle) for row in args.rows}
+        shutil.rmtree(SCRATCH / "probes", ignore_errors=True)
         table = end_to_end_table(results)
         print(table, flush=True)
         sections.append(f"## End to end, seconds, median [min–max] of {args.repeats}, whole processes\n\n" + table)
