@@ -1,6 +1,7 @@
 """2048x1024 transverse Mercator of the bundled world map: the classic per-pixel pool against pixelflow.
 
-Three ways, each timed as wall clock, median of ``--repeats`` runs:
+Three ways, each timed as wall clock, median of ``--repeats`` runs (the last
+two also with the inverse-map cache on):
 
 classic
     The hand-written demo: a Python function computes, for one output pixel,
@@ -8,19 +9,24 @@ classic
     ``ProcessPoolExecutor`` with 2 workers maps a row function over the rows.
 reprojection
     ``pixelflow.reproject.reproject_file`` on the same map and size (up to 2
-    processes; at 2 Mpx it runs inline, see ``PIXELS_PER_PROCESS``; bilinear,
+    threads; at 2 Mpx it runs on one, see ``PIXELS_PER_THREAD``; bilinear,
     0.125 px error threshold), written as an uncompressed TIFF, in this
     process after one warm-up call (no interpreter start-up or imports).
+    Cached: the same, reading the coarse grid from an inverse-map file
+    written once beforehand (``pixelflow.inverse_cache``).
 workflow
     A whole ``snakemake --cores 2`` run (engine start-up, planning, the job's
     interpreter, PNG output) in a fresh folder, of a config with only this map
-    and projection.
+    and projection; also the reprojection job's own wall time from its
+    ``benchmark:`` file. Cached: ``cache_inverse: true``, which adds a
+    ``map_inverse`` job (its time from its own benchmark file).
 
 Prints a markdown table. Run it alone on the machine:
 ``flock /work/scratch/bench.lock python benchmarks/maps_classic.py``.
 """
 
 import argparse
+import csv
 import math
 import shutil
 import statistics
@@ -69,29 +75,52 @@ def classic(processes=2):
     return rows
 
 
-def reprojection(folder):
+def reprojection(folder, inverse=None):
     sys.path.insert(0, str(REPO / "scripts"))
     from pixelflow.reproject import reproject_file
 
     projection = {"kind": "transverse_mercator"}
-    reproject_file(MAP, Path(folder) / "pole_shift.tif", {}, projection, (WIDTH, None), processes=2)
+    reproject_file(MAP, Path(folder) / "pole_shift.tif", {}, projection, (WIDTH, None), threads=2, inverse_path=inverse)
 
 
-def workflow(folder):
+def write_cache(folder) -> Path:
+    """The inverse map of this map and projection at the defaults, as the map_inverse job writes it."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from pixelflow import plan_maps
+    from pixelflow.inverse_cache import write_inverse_map
+
+    source = plan_maps.source_grid({}, *plan_maps.image_size(MAP))
+    spec = plan_maps.inverse_spec({"kind": "transverse_mercator"}, WIDTH, HEIGHT, source, 0.125, 8)
+    path = Path(folder) / "pole_shift.inv"
+    write_inverse_map(path, spec)
+    return path
+
+
+def workflow(folder, cache=False, jobs=None):
+    """A whole run; the jobs' wall times from their benchmark files are appended to ``jobs``."""
     folder = Path(folder)
     config = {
         "datasets": {},
         "maps": {"world": {"path": str(MAP)}},
         "projections": {"pole_shift": {"kind": "transverse_mercator", "width": WIDTH}},
+        "reprojection": {"cache_inverse": cache},
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml"]
     subprocess.run(command + ["--cores", "2", "-q"], cwd=folder, check=True, capture_output=True)
+    if jobs is not None:
+        jobs.append({path.parent.name: job_seconds(path) for path in folder.glob("results/benchmarks/maps/*/*.tsv")})
 
 
-def timed(func, *args):
+def job_seconds(path) -> float:
+    """A job's wall time from its Snakemake benchmark file."""
+    with open(path, encoding="utf-8") as handle:
+        return float(next(csv.DictReader(handle, delimiter="\t"))["s"])
+
+
+def timed(func, *args, **options):
     start = time.perf_counter()
-    func(*args)
+    func(*args, **options)
     return time.perf_counter() - start
 
 
@@ -101,28 +130,45 @@ def main():
     parser.add_argument("--scratch", default="/work/scratch/maps/bench")
     args = parser.parse_args()
     Path(args.scratch).mkdir(parents=True, exist_ok=True)
-    times = {"classic": [], "reprojection": [], "workflow": []}
-    warm_up = tempfile.mkdtemp(dir=args.scratch)
-    reprojection(warm_up)  # imports OpenCV and pixelflow once: not part of the reprojection's time
-    shutil.rmtree(warm_up)
-    for _ in range(args.repeats):
-        times["classic"].append(timed(classic))
-        for name in ("reprojection", "workflow"):
-            folder = tempfile.mkdtemp(dir=args.scratch)
-            times[name].append(timed(globals()[name], folder))
-            shutil.rmtree(folder)
-    base = statistics.median(times["classic"])
-    print(f"2048x1024 transverse Mercator of the bundled 720x360 map, 2 processes, median of {args.repeats}\n")
-    print("| method | wall time (s) | speed-up vs classic |")
-    print("|---|---|---|")
     labels = {
         "classic": "classic per-pixel ProcessPoolExecutor",
         "reprojection": "pixelflow reproject_file (in process)",
+        "reprojection_cached": "pixelflow reproject_file, coarse grid from a cached inverse map (in process)",
         "workflow": "whole `snakemake --cores 2` run",
+        "workflow_cached": "whole `snakemake --cores 2` run, `cache_inverse: true`",
     }
+    times = {name: [] for name in labels}
+    jobs = {"workflow": [], "workflow_cached": []}
+    cache_folder = tempfile.mkdtemp(dir=args.scratch)
+    inverse = write_cache(cache_folder)
+    reprojection(cache_folder)  # imports OpenCV and pixelflow once: not part of the reprojection's time
+    for _ in range(args.repeats):
+        times["classic"].append(timed(classic))
+        for name, options in (
+            ("reprojection", {}),
+            ("reprojection_cached", {"inverse": inverse}),
+            ("workflow", {"jobs": jobs["workflow"]}),
+            ("workflow_cached", {"cache": True, "jobs": jobs["workflow_cached"]}),
+        ):
+            folder = tempfile.mkdtemp(dir=args.scratch)
+            times[name].append(timed(globals()[name.removesuffix("_cached")], folder, **options))
+            shutil.rmtree(folder)
+    shutil.rmtree(cache_folder)
+    base = statistics.median(times["classic"])
+    print(f"2048x1024 transverse Mercator of the bundled 720x360 map, 2 cores, median of {args.repeats}\n")
+    print("| method | wall time (s) | speed-up vs classic |")
+    print("|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| {labels[name]} | {median:.3f} | {base / median:.0f}x |")
+    print("\nJobs of the whole runs, wall time from their benchmark files (s):\n")
+    print("| run | map_reproject job | map_inverse job |")
+    print("|---|---|---|")
+    for name, runs in jobs.items():
+        reproject = statistics.median(run["world"] for run in runs)
+        inverse_times = [run["inverse"] for run in runs if "inverse" in run]
+        inverse_text = f"{statistics.median(inverse_times):.3f}" if inverse_times else "-"
+        print(f"| {labels[name]} | {reproject:.3f} | {inverse_text} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from pixelflow.reproject import reproject_file
 def main(job):
     with job_log(job.log[0], f"reproject {job.input.map} to {job.output.image}") as log:
         projection, settings = dict(job.params.projection), job.params.settings
+        inverse = job.input.get("inverse")  # present when the inverse map is cached
+        if inverse:
+            log.info("coarse grid from the cached inverse map %s", inverse)
         size = (
             ("scale", projection["scale"]) if "scale" in projection else projection["width"],
             projection.get("height"),
@@ -21,9 +24,10 @@ def main(job):
             interpolation=settings["interpolation"],
             threshold=settings["error_threshold"],
             grid_step=settings["grid_step"],
-            processes=job.threads,
+            threads=job.threads,
             pixel_limit=settings["pixel_limit"],
             compression=settings["compression"],
+            inverse_path=inverse,
             log=log,
         )
         write_georeference(

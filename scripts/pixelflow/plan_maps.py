@@ -1,9 +1,14 @@
 """Planning of the maps rules while the Snakefile is parsed (standard library only).
 
 Every map in ``maps`` is reprojected to every projection in ``projections``;
-settings shared by all of them live in ``reprojection``.
+settings shared by all of them live in ``reprojection``. With
+``reprojection.cache_inverse`` on, each distinct inverse map is computed once,
+by a ``map_inverse`` job, into a file named by a key of exactly the values it
+depends on (then Pillow reads the maps' sizes from their file headers).
 """
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -20,10 +25,15 @@ KIND_PARAMETERS = {
     "orthographic": {"lat_0": 0.0, "lon_0": 0.0},
 }
 SIZE_KEYS = ("kind", "width", "height", "scale")
-# Starting worker processes costs about 0.1 s and one process renders about
-# 60 Mpx/s, so a job uses a worker process per 4 Mpx of output at most:
-# small maps run inline and leave the other cores to other jobs.
-PIXELS_PER_PROCESS = 4_000_000
+# One thread renders about 60 Mpx/s, so a reprojection job asks for a thread
+# per 4 Mpx of output at most: small maps take a few tens of milliseconds on
+# one core and leave the other cores to other jobs.
+PIXELS_PER_THREAD = 4_000_000
+INVERSE_FOLDER = "results/maps/inverse"
+INVERSE_SUFFIX = ".inv"
+# Part of every key: bumped when the cache file's layout or the arithmetic of
+# its values changes, so that no file of an older kind is taken for current.
+INVERSE_FORMAT = 1
 
 
 def natural_height(projection: dict, width: int) -> int:
@@ -136,9 +146,122 @@ def job_mem_mb(config: dict, map_name: str, projection: str, attempt: int) -> in
 
 
 def job_threads(config: dict, projection: str) -> int:
-    """Threads of a reprojection job: a worker per PIXELS_PER_PROCESS output pixels, up to max_threads."""
+    """Threads of a reprojection job: one per PIXELS_PER_THREAD output pixels, up to max_threads."""
     spec = projection_spec(config, projection)
     if "width" not in spec:  # the size follows the source: let the job decide
         return config["max_threads"]
     pixels = spec["width"] * (spec.get("height") or natural_height(spec, spec["width"]))
-    return max(1, min(config["max_threads"], pixels // PIXELS_PER_PROCESS))
+    return max(1, min(config["max_threads"], pixels // PIXELS_PER_THREAD))
+
+
+def output_size(projection: dict, source_width: int) -> tuple[int, int]:
+    """Output ``(width, height)`` of a projection entry for a source ``source_width`` pixels wide."""
+    width = max(1, round(projection["scale"] * source_width)) if "scale" in projection else projection["width"]
+    return int(width), int(projection.get("height") or natural_height(projection, width))
+
+
+def source_grid(spec: dict, width: int, height: int) -> dict | None:
+    """Where a map's pixels lie, as ``pixelflow.georef.source_geometry`` resolves it; None where it refuses."""
+    kind = spec.get("projection", "equirectangular")
+    bounds = spec.get("bounds")
+    if bounds is None and kind == "equirectangular":
+        if width != 2 * height:
+            return None
+        bounds = [-180.0, -90.0, 180.0, 90.0]
+    elif bounds is None:
+        limit = float(spec.get("max_latitude", KIND_PARAMETERS["mercator"]["max_latitude"]))
+        bounds = [-180.0, -limit, 180.0, limit]
+    return {"kind": kind, "width": int(width), "height": int(height), "bounds": [float(value) for value in bounds]}
+
+
+def inverse_spec(projection: dict, width: int, height: int, source: dict, threshold: float, grid_step: int) -> dict:
+    """Exactly what an inverse map depends on: projection kind and parameters, size, source grid, threshold, step."""
+    kind = projection["kind"]
+    parameters = {name: float(projection.get(name, default)) for name, default in KIND_PARAMETERS[kind].items()}
+    return {
+        "format": INVERSE_FORMAT,
+        "projection": {"kind": kind, **parameters},
+        "width": int(width),
+        "height": int(height),
+        "source": {
+            "kind": source["kind"],
+            "width": int(source["width"]),
+            "height": int(source["height"]),
+            "bounds": [float(value) for value in source["bounds"]],
+        },
+        "error_threshold": float(threshold),
+        "grid_step": int(grid_step),
+    }
+
+
+def inverse_key(spec: dict) -> str:
+    """A short stable name for an inverse map: the start of the sha256 of its spec as canonical JSON."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def inverse_path(key: str) -> str:
+    """Where the inverse map of a key is cached."""
+    return f"{INVERSE_FOLDER}/{key}{INVERSE_SUFFIX}"
+
+
+def image_size(path) -> tuple[int, int] | None:
+    """``(width, height)`` of an image from its file header (Pillow, imported here only); None if unreadable."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the header only; the limit is applied by the caller
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:
+        return None
+
+
+def plan_inverses(config: dict, workdir) -> tuple[dict, dict]:
+    """The cached inverse maps of the config: ``{(map, projection): key}`` and ``{key: spec}``.
+
+    Empty unless ``reprojection.cache_inverse`` is on and the error threshold
+    is above 0. A map whose header cannot be read, that is over the pixel
+    limit or whose grid cannot be resolved gets none: its jobs compute their
+    own inverse maps and fail with the usual error naming the file.
+    """
+    settings = config["reprojection"]
+    keys, specs = {}, {}
+    if not settings["cache_inverse"] or settings["error_threshold"] <= 0:
+        return keys, specs
+    limit = settings["pixel_limit"]
+    for name, spec in config["maps"].items():
+        path = Path(spec["path"])
+        size = image_size(path if path.is_absolute() else Path(workdir) / path)
+        source = None if size is None or size[0] * size[1] > limit else source_grid(spec, *size)
+        if source is None:
+            continue
+        for projection in config["projections"]:
+            entry = projection_spec(config, projection)
+            width, height = output_size(entry, source["width"])
+            if width * height > limit:
+                continue
+            inverse = inverse_spec(entry, width, height, source, settings["error_threshold"], settings["grid_step"])
+            keys[name, projection] = inverse_key(inverse)
+            specs[keys[name, projection]] = inverse
+    return keys, specs
+
+
+def cached_inverse(keys: dict, map_name: str, projection: str) -> dict:
+    """The ``inverse`` input of a reprojection job, or none when its inverse map is not cached."""
+    key = keys.get((map_name, projection))
+    return {} if key is None else {"inverse": inverse_path(key)}
+
+
+def inverse_spec_of(specs: dict, key: str) -> dict:
+    """The spec of a planned inverse map (a clear error for a key no map and projection of the config has)."""
+    if key not in specs:
+        raise ValueError(f"{inverse_path(key)}: no map and projection of the config has this inverse map")
+    return specs[key]
+
+
+def inverse_mem_mb(specs: dict, key: str, attempt: int) -> int:
+    """Memory of an inverse-map job: bands of temporaries, the grid, and refined pixels (at most the full maps)."""
+    spec = specs.get(key)
+    pixels = spec["width"] * spec["height"] if spec else 0
+    return int(attempt * (512 + 8 * pixels / (1 << 20)))

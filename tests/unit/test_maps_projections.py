@@ -9,7 +9,7 @@ pyproj = pytest.importorskip("pyproj")
 
 from pixelflow import projections  # noqa: E402
 from pixelflow.georef import source_geometry, world_file_text  # noqa: E402
-from pixelflow.reproject import exact_coordinates, interpolated_coordinates, mapping_task  # noqa: E402
+from pixelflow.inverse_map import exact_coordinates, interpolated_coordinates, mapping_task  # noqa: E402
 
 PROJECTIONS = {
     "equirectangular": {"kind": "equirectangular", "lon_0": 30.0},

@@ -1,4 +1,4 @@
-"""Reprojecting real image files: seams, poles, channels, bit depth, tiles, georeferencing and bad input."""
+"""Reprojecting real image files: seams, poles, channels, bit depth, tiles, threads, georeferencing and bad input."""
 
 import struct
 import zlib
@@ -9,8 +9,10 @@ import pytest
 from pixelflow import projections
 from pixelflow.georef import source_geometry
 from pixelflow.imageio import ImageError, read_image, write_image
+from pixelflow.inverse_map import exact_coordinates, mapping_task
 from pixelflow.rawtiff import uncompressed_layout
-from pixelflow.reproject import exact_coordinates, mapping_task, reproject_file
+from pixelflow.reproject import render_tiles, reproject_file
+from pixelflow.runner import WorkerError
 
 TMERC = {"kind": "transverse_mercator", "lon_0": 0.0}
 
@@ -31,7 +33,7 @@ def run(tmp_path, image, projection, size, name="out.png", geometry=None, **opti
     write_image(source, image)
     output = tmp_path / name
     facts = reproject_file(
-        source, output, geometry or {}, projection, size, processes=2, pixels_per_process=1000, **options
+        source, output, geometry or {}, projection, size, threads=2, pixels_per_thread=1000, **options
     )
     return facts, output
 
@@ -125,7 +127,7 @@ def test_tif_and_png_outputs_hold_the_same_pixels_and_tif_input_reads_the_same(t
     assert np.array_equal(read_image(png), read_image(tif))
     source = tmp_path / "world.tif"
     write_image(source, image)
-    reproject_file(source, tmp_path / "b.png", {}, TMERC, (200, 100), processes=2, pixels_per_process=1000)
+    reproject_file(source, tmp_path / "b.png", {}, TMERC, (200, 100), threads=2, pixels_per_thread=1000)
     assert np.array_equal(read_image(png), read_image(tmp_path / "b.png"))
 
 
@@ -179,7 +181,7 @@ def test_bad_map_files_fail_clearly_and_leave_the_output_alone(tmp_path, content
     output = tmp_path / "out.png"
     output.write_bytes(b"previous result")
     with pytest.raises(ImageError, match=message) as error:
-        reproject_file(source, output, {}, TMERC, (64, 32), processes=2, pixels_per_process=1000)
+        reproject_file(source, output, {}, TMERC, (64, 32), threads=2, pixels_per_thread=1000)
     assert "world.png" in str(error.value)
     assert output.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -192,7 +194,7 @@ def test_truncated_png_fails_clearly(tmp_path):
     write_image(source, smooth_world())
     source.write_bytes(source.read_bytes()[:200])
     with pytest.raises(ImageError, match="world.png"):
-        reproject_file(source, tmp_path / "out.png", {}, TMERC, (64, 32), processes=2, pixels_per_process=1000)
+        reproject_file(source, tmp_path / "out.png", {}, TMERC, (64, 32), threads=2, pixels_per_thread=1000)
     assert not (tmp_path / "out.png").exists()
 
 
@@ -222,23 +224,35 @@ def test_unknown_kind_fails_before_reading(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
-def test_spawned_workers_give_the_same_pixels_as_forked_ones(tmp_path, suffix):
-    from .support import run_python
-
-    source = tmp_path / f"world{suffix}"
+@pytest.mark.parametrize("grid_step", [8, 12])  # 12: interpolation weights that are not powers of two
+def test_the_number_of_threads_does_not_change_the_pixels(tmp_path, suffix, grid_step):
+    source = tmp_path / f"world{suffix}"  # .tif: memory-mapped in place; .png: decoded
     write_image(source, smooth_world(seed=11))
-    code = (
-        "import sys; from pixelflow.reproject import reproject_file; "
-        "reproject_file(sys.argv[1], sys.argv[2], {}, {'kind': 'transverse_mercator'}, (160, 80), "
-        "processes=2, pixels_per_process=1000)"
-    )
     outputs = {}
-    for method in ("fork", "spawn"):
-        outputs[method] = tmp_path / f"{method}.png"
-        done = run_python(code, str(source), str(outputs[method]), PIXELFLOW_START_METHOD=method)
-        assert done.returncode == 0, done.stderr
-    assert np.array_equal(read_image(outputs["fork"]), read_image(outputs["spawn"]))
+    for threads in (1, 2, 3):
+        outputs[threads] = tmp_path / f"{threads}.png"
+        facts = reproject_file(
+            source, outputs[threads], {}, TMERC, (160, 80), threads=threads, pixels_per_thread=1000, grid_step=grid_step
+        )
+        assert facts["tiles"] >= 3
+    assert outputs[1].read_bytes() == outputs[2].read_bytes() == outputs[3].read_bytes()
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_failing_tile_stops_the_rest_and_is_named():
+    started = []
+
+    def render(tile):
+        started.append(tile)
+        if tile[0] == 8:
+            raise ValueError("broken tile")
+        return 1
+
+    tiles = [(row, row + 8, 0, 16) for row in range(0, 800, 8)]
+    with pytest.raises(WorkerError, match=r"output rows 8-15, columns 0-15 failed: ValueError: broken tile"):
+        render_tiles(render, tiles, threads=2)
+    assert len(started) < len(tiles)
+    assert render_tiles(lambda tile: 2, tiles, threads=2) == 2 * len(tiles)
 
 
 @pytest.mark.parametrize("channels", [1, 4])
@@ -248,6 +262,6 @@ def test_uncompressed_tiff_sources_are_used_in_place_and_give_exact_pixels(tmp_p
     write_image(source, image)
     assert uncompressed_layout(source) is not None  # the memory-mapped path
     output = tmp_path / "out.tif"
-    reproject_file(source, output, {}, {"kind": "equirectangular", "lon_0": 180}, (180, 90), processes=2,
-                   pixels_per_process=1000)  # fmt: skip
+    reproject_file(source, output, {}, {"kind": "equirectangular", "lon_0": 180}, (180, 90), threads=2,
+                   pixels_per_thread=1000)  # fmt: skip
     assert np.array_equal(read_image(output), np.roll(image, 90, axis=1))

@@ -1,11 +1,11 @@
-"""The maps stage in real snakemake runs: files written, georeferencing, reruns, bad config."""
+"""The maps stage in real snakemake runs: files written, georeferencing, the inverse-map cache, reruns, bad config."""
 
 import json
 
 import cv2
 import numpy as np
 import pytest
-from conftest import dry_run_plan, partial_entries, run_ok, run_snakemake, tiny_config
+from conftest import dry_run_plan, job_inputs, partial_entries, planned_jobs, run_ok, run_snakemake, tiny_config
 
 PROJECTIONS = {
     "pole_shift": {"kind": "transverse_mercator", "width": 64},
@@ -24,10 +24,19 @@ def maps_config(**changes) -> dict:
     return config
 
 
-def write_world(workdir, width=48, height=24):
-    rng = np.random.default_rng(5)
+def write_world(workdir, width=48, height=24, name="world.png", seed=5):
+    rng = np.random.default_rng(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(workdir / "world.png"), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    cv2.imwrite(str(workdir / name), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def cached_config(**changes) -> dict:
+    """Two maps of the same size (one grid) in both projections, with the inverse maps cached."""
+    return maps_config(
+        maps={"tiny": {"path": "world.png"}, "other": {"path": "other.png"}},
+        reprojection={"format": "png", "cache_inverse": True},
+        **changes,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,56 @@ def test_editing_one_projection_replans_only_its_job(maps_run):
     assert set(dry_run_plan(workdir, settings)) == {f"results/maps/tiny/{name}.png" for name in PROJECTIONS}
 
 
+@pytest.fixture(scope="module")
+def cached_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("maps-cached")
+    write_world(workdir)
+    write_world(workdir, name="other.png", seed=6)
+    output = run_ok(workdir, cached_config())
+    return workdir, output
+
+
+def test_maps_of_one_grid_share_one_inverse_map_job_and_file(cached_run, maps_run):
+    workdir, output = cached_run
+    jobs = planned_jobs(output)
+    inverse_jobs = sorted(path for path, rule in jobs.items() if rule == "map_inverse")
+    assert len(inverse_jobs) == len(PROJECTIONS)  # one per projection, for both maps
+    assert sorted(p.relative_to(workdir).as_posix() for p in (workdir / "results/maps/inverse").iterdir()) == (
+        inverse_jobs
+    )
+    inputs = job_inputs(output)
+    for name in PROJECTIONS:
+        used = [
+            {path for path in inputs[f"results/maps/{map_name}/{name}.png"] if path.startswith("results/maps/inverse/")}
+            for map_name in ("tiny", "other")
+        ]
+        assert used[0] == used[1] and len(used[0]) == 1 and used[0] <= set(inverse_jobs)
+        log = (workdir / f"results/logs/maps/other/{name}.log").read_text()
+        assert f"coarse grid from the cached inverse map {next(iter(used[0]))}" in log
+        # The same map as the uncached run's, to the byte.
+        cached, direct = (folder / f"results/maps/tiny/{name}.png" for folder in (workdir, maps_run[0]))
+        assert cached.read_bytes() == direct.read_bytes()
+    for path in inverse_jobs:
+        key = path.rsplit("/", 1)[1].removesuffix(".inv")
+        assert (workdir / f"results/logs/maps/inverse/{key}.log").is_file()
+        assert (workdir / f"results/benchmarks/maps/inverse/{key}.tsv").is_file()
+    assert partial_entries(workdir) == []
+    assert dry_run_plan(workdir, cached_config()) == {}
+
+
+def test_a_new_width_replans_its_inverse_map_and_that_projections_maps_only(cached_run):
+    workdir, _ = cached_run
+    projections = dict(PROJECTIONS, pole_shift=dict(PROJECTIONS["pole_shift"], width=80))
+    plan = dry_run_plan(workdir, cached_config(projections=projections))
+    inverse = [path for path, rule in plan.items() if rule == "map_inverse"]
+    assert len(inverse) == 1 and not (workdir / inverse[0]).exists()
+    assert plan == {
+        inverse[0]: "map_inverse",
+        "results/maps/tiny/pole_shift.png": "map_reproject",
+        "results/maps/other/pole_shift.png": "map_reproject",
+    }
+
+
 @pytest.mark.parametrize(
     "changes, key",
     [
@@ -88,10 +147,16 @@ def test_bad_config_is_refused_naming_the_key(tmp_path, changes, key):
     assert f"config key {key}" in output
 
 
-def test_a_map_that_is_not_2_to_1_fails_its_job_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("cache_inverse", [False, True], ids=["computed", "cached"])
+def test_a_map_that_is_not_2_to_1_fails_its_job_and_writes_nothing(tmp_path, cache_inverse):
     write_world(tmp_path, width=50, height=24)
-    returncode, output = run_snakemake(tmp_path, maps_config(projections={"pole_shift": PROJECTIONS["pole_shift"]}))
+    config = maps_config(
+        projections={"pole_shift": PROJECTIONS["pole_shift"]},
+        reprojection={"format": "png", "cache_inverse": cache_inverse},
+    )
+    returncode, output = run_snakemake(tmp_path, config)
     assert returncode != 0
+    assert "map_inverse" not in output  # no grid to cache for a map it cannot place
     log = (tmp_path / "results" / "logs" / "maps" / "tiny" / "pole_shift.log").read_text()
     assert "must be 2:1" in log
     assert not (tmp_path / "results" / "maps" / "tiny" / "pole_shift.png").exists()
