@@ -27,6 +27,7 @@ def main(job):
             threads=job.threads,
             pixel_limit=settings["pixel_limit"],
             compression=settings["compression"],
+            png_strategy=settings["png_strategy"],
             inverse_path=inverse,
             log=log,
         )

@@ -33,24 +33,37 @@ def _swap_red_blue(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def encode_params(fmt: str, compression: int = 0) -> list[int]:
-    """OpenCV encoder flags for ``fmt``; compression 0 stores pixels unfiltered."""
+PNG_STRATEGIES = {
+    "default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT,
+    "filtered": cv2.IMWRITE_PNG_STRATEGY_FILTERED,
+    "huffman_only": cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+    "rle": cv2.IMWRITE_PNG_STRATEGY_RLE,
+}
+
+
+def encode_params(fmt: str, compression: int = 0, strategy: str = "default") -> list[int]:
+    """OpenCV encoder flags for ``fmt``; compression 0 stores pixels unfiltered.
+
+    ``strategy`` is zlib's for PNG (see PNG_STRATEGIES); ``huffman_only`` skips
+    the search for repeated strings, which smooth images filtered row by row
+    hardly have: measured faster and smaller than level 3 on the bundled map.
+    """
     if fmt == "png":
         if compression == 0:
             return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-        return [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
+        return [cv2.IMWRITE_PNG_COMPRESSION, int(compression), cv2.IMWRITE_PNG_STRATEGY, PNG_STRATEGIES[strategy]]
     if fmt == "tiff":
         return [cv2.IMWRITE_TIFF_COMPRESSION, 1 if compression == 0 else 8]
     return []
 
 
-def encode_image(array: np.ndarray, fmt: str, compression: int = 0) -> bytes:
+def encode_image(array: np.ndarray, fmt: str, compression: int = 0, strategy: str = "default") -> bytes:
     """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes."""
     if fmt not in FORMAT_SUFFIXES:
         raise ValueError(f"unknown image format {fmt!r}; expected one of {sorted(FORMAT_SUFFIXES)}")
     if str(array.dtype) not in FORMAT_DTYPES[fmt]:
         raise ValueError(f"{fmt} cannot hold {array.dtype} pixels; use one of {FORMAT_DTYPES[fmt]}")
-    ok, buffer = cv2.imencode(FORMAT_SUFFIXES[fmt], _swap_red_blue(array), encode_params(fmt, compression))
+    ok, buffer = cv2.imencode(FORMAT_SUFFIXES[fmt], _swap_red_blue(array), encode_params(fmt, compression, strategy))
     if not ok:
         raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
     return buffer.tobytes()
@@ -112,7 +125,9 @@ def read_image(path) -> np.ndarray:
     return decode_image(read_file(path), str(path))
 
 
-def write_image(path, array: np.ndarray, fmt: str | None = None, compression: int = 0) -> None:
+def write_image(
+    path, array: np.ndarray, fmt: str | None = None, compression: int = 0, strategy: str = "default"
+) -> None:
     """Write ``array`` to ``path`` atomically; the format defaults to the suffix."""
     path = Path(path)
     if fmt is None:
@@ -120,7 +135,7 @@ def write_image(path, array: np.ndarray, fmt: str | None = None, compression: in
         fmt = {".tiff": "tiff", ".tif": "tiff", ".png": "png", ".bmp": "bmp"}.get(suffix)
         if fmt is None:
             raise ValueError(f"{path}: cannot tell the image format from the suffix {suffix!r}")
-    data = encode_image(array, fmt, compression)
+    data = encode_image(array, fmt, compression, strategy)
     with atomic_file(path) as temporary:
         Path(temporary).write_bytes(data)
 

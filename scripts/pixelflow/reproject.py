@@ -274,6 +274,7 @@ def reproject_file(
     threads: int = 1,
     pixel_limit: int = 1 << 30,
     compression: int = 6,
+    png_strategy: str = "default",
     pixels_per_thread: int = PIXELS_PER_THREAD,
     inverse_path=None,
     log=None,
@@ -350,7 +351,11 @@ def reproject_file(
             clock = time.perf_counter()
             pixels = np.memmap(scratch_output, dtype=source.dtype, mode="r", shape=(height, width, channels))
             write_image(
-                output_path, np.asarray(pixels)[..., 0] if channels == 1 else np.asarray(pixels), "png", compression
+                output_path,
+                np.asarray(pixels)[..., 0] if channels == 1 else np.asarray(pixels),
+                "png",
+                compression,
+                png_strategy,
             )
             del pixels
             _note(log, "encoded the PNG in %.3f s", clock)

@@ -9,6 +9,7 @@ from PIL import Image
 from pixelflow.imageio import (
     FORMAT_DTYPES,
     FORMAT_SUFFIXES,
+    PNG_STRATEGIES,
     ImageError,
     decode_image,
     encode_image,
@@ -188,3 +189,19 @@ def test_image_channels():
     assert image_channels(np.zeros((2, 3))) == 1
     assert image_channels(np.zeros((2, 3, 3))) == 3
     assert image_channels(np.zeros((2, 3, 4))) == 4
+
+
+@pytest.mark.parametrize("strategy", sorted(PNG_STRATEGIES))
+@pytest.mark.parametrize("shape, dtype", [((40, 60, 3), np.uint8), ((40, 60), np.uint16), ((40, 60, 4), np.uint8)])
+def test_every_png_strategy_is_lossless(strategy, shape, dtype):
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    smooth = (x * 3 + y * 5) % 200  # a smooth image with some repeats, like a map
+    image = np.broadcast_to(smooth[..., None] if len(shape) == 3 else smooth, shape).astype(dtype)
+    data = encode_image(np.ascontiguousarray(image), "png", 3, strategy)
+    np.testing.assert_array_equal(decode_image(data), image)
+
+
+def test_the_png_strategy_reaches_the_encoder():
+    image = np.random.default_rng(5).integers(0, 40, (64, 64, 3), dtype=np.uint8)
+    encoded = {strategy: encode_image(image, "png", 3, strategy) for strategy in PNG_STRATEGIES}
+    assert encoded["huffman_only"] != encoded["default"]
