@@ -126,7 +126,7 @@ def mapping_error(rows_every: int = 5) -> float:
     geometry = source_geometry({}, WIDTH, HEIGHT)
     task = mapping_task({"kind": "transverse_mercator"}, WIDTH, HEIGHT, geometry, 0.125, 8)
     worst = 0.0
-    for row0, row1, col0, col1 in plan_tiles(HEIGHT, WIDTH, 2, task.grid_step):
+    for row0, row1, col0, col1 in plan_tiles(HEIGHT, WIDTH, task.grid_step):
         coords, _ = interpolated_coordinates(task, row0, row1, col0, col1)
         rows = np.arange(row0, row1, rows_every)
         cols = np.arange(col0, col1)
