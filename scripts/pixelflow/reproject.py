@@ -2,7 +2,8 @@
 
 The output is rendered in tiles: row bands, split into columns when wider
 than :data:`~pixelflow.inverse_map.MAX_TILE` (which keeps OpenCV's
-32767-pixel remap limit out of the way). Each tile computes its source
+32767-pixel remap limit out of the way; larger sources are handled by
+:mod:`pixelflow.remap`). Each tile computes its source
 coordinates, or takes its coarse grid from a cached inverse map
 (:mod:`pixelflow.inverse_cache`), resamples with ``cv2.remap`` and writes its
 pixels straight into the output's pixel area with ``pwrite`` (for TIFF, the
@@ -37,6 +38,7 @@ from pixelflow.inverse_cache import InverseMapFile
 from pixelflow.inverse_map import MAX_TILE, Mapping, column_ranges, interpolated_coordinates, mapping_task
 from pixelflow.plan_maps import PIXELS_PER_THREAD
 from pixelflow.rawtiff import tiff_header, uncompressed_layout
+from pixelflow.remap import remap
 from pixelflow.runner import WorkerError, limit_native_threads
 
 INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos")
@@ -97,18 +99,17 @@ class TileRenderer:
             "cubic": cv2.INTER_CUBIC,
             "lanczos": cv2.INTER_LANCZOS4,
         }[self.interpolation]
-        map1, map2 = cv2.convertMaps(coords, None, cv2.CV_16SC2, nninterpolation=self.interpolation == "nearest")
-        del coords
         border = cv2.BORDER_WRAP if geometry.wraps else cv2.BORDER_REPLICATE
         channels = source.shape[2]
         target = self._tile_buffer((row1 - row0, col1 - col0, self.output_channels))
+        resample = (method, border, KERNEL_REACH[self.interpolation], self.interpolation == "nearest", INVALID)
         if self.output_channels == channels:
-            cv2.remap(source, map1, map2, method, dst=target[..., 0] if channels == 1 else target, borderMode=border)
+            remap(source, coords, *resample, dst=target)
         else:  # add an alpha channel; grey becomes RGB
-            pixels = cv2.remap(source, map1, map2, method, borderMode=border)
-            pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+            pixels = remap(source, coords, *resample)
             target[..., :3] = pixels[..., :1] if channels == 1 else pixels[..., :3]
             target[..., 3] = np.iinfo(target.dtype).max
+        del coords
         if valid is not None:
             target[~valid] = 0
         write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
@@ -230,8 +231,6 @@ def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tup
         height, width, channels, dtype, offset = layout
     if np.dtype(dtype) not in (np.uint8, np.uint16):
         raise ImageError(f"{path}: {np.dtype(dtype)} pixels; maps must be 8- or 16-bit")
-    if max(height, width) + 2 * pad >= 32767:
-        raise ImageError(f"{path}: {width}x{height} pixels; source maps must be under 32767 pixels on each side")
     if image is None and in_place and offset % np.dtype(dtype).itemsize == 0:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(height, width, channels)), True
     buffer = np.empty((height + 2 * pad, width, channels), np.dtype(dtype).newbyteorder("="))
