@@ -102,11 +102,6 @@ def check_config(config: dict, workdir) -> None:
         check_projection(name, spec, limit)
 
 
-def image_path(config: dict, map_name: str, projection: str) -> str:
-    """Where the reprojected image of a map goes."""
-    return f"results/maps/{map_name}/{projection}{IMAGE_SUFFIXES[config['reprojection']['format']]}"
-
-
 def outputs(config: dict) -> list[str]:
     """Every final output of the maps stage the config asks for."""
     files = []
@@ -161,17 +156,14 @@ def output_size(projection: dict, source_width: int) -> tuple[int, int]:
 
 
 def source_grid(spec: dict, width: int, height: int) -> dict | None:
-    """Where a map's pixels lie, as ``pixelflow.georef.source_geometry`` resolves it; None where it refuses."""
-    kind = spec.get("projection", "equirectangular")
-    bounds = spec.get("bounds")
-    if bounds is None and kind == "equirectangular":
-        if width != 2 * height:
-            return None
-        bounds = [-180.0, -90.0, 180.0, 90.0]
-    elif bounds is None:
-        limit = float(spec.get("max_latitude", KIND_PARAMETERS["mercator"]["max_latitude"]))
-        bounds = [-180.0, -limit, 180.0, limit]
-    return {"kind": kind, "width": int(width), "height": int(height), "bounds": [float(value) for value in bounds]}
+    """Where a map's pixels lie (:func:`pixelflow.georef.source_geometry`, imported here only); None if it refuses."""
+    from pixelflow.georef import GeometryError, source_geometry
+
+    try:
+        geometry = source_geometry(spec, width, height)
+    except GeometryError:
+        return None
+    return {"kind": geometry.kind, "width": geometry.width, "height": geometry.height, "bounds": list(geometry.bounds)}
 
 
 def inverse_spec(projection: dict, width: int, height: int, source: dict, threshold: float, grid_step: int) -> dict:
@@ -205,16 +197,21 @@ def inverse_path(key: str) -> str:
     return f"{INVERSE_FOLDER}/{key}{INVERSE_SUFFIX}"
 
 
-def image_size(path) -> tuple[int, int] | None:
-    """``(width, height)`` of an image from its file header (Pillow, imported here only); None if unreadable."""
+def image_size(path) -> tuple[int, int]:
+    """``(width, height)`` of an image from its file header (Pillow, imported here only).
+
+    Raises ValueError naming the file if it is missing or not a readable image.
+    """
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = None  # the header only; the limit is applied by the caller
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such map file")
+    Image.MAX_IMAGE_PIXELS = None  # the header only; the caller applies its own limit
     try:
         with Image.open(path) as image:
             return image.size
-    except Exception:
-        return None
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
 
 
 def plan_inverses(config: dict, workdir) -> tuple[dict, dict]:
@@ -232,8 +229,11 @@ def plan_inverses(config: dict, workdir) -> tuple[dict, dict]:
     limit = settings["pixel_limit"]
     for name, spec in config["maps"].items():
         path = Path(spec["path"])
-        size = image_size(path if path.is_absolute() else Path(workdir) / path)
-        source = None if size is None or size[0] * size[1] > limit else source_grid(spec, *size)
+        try:
+            size = image_size(path if path.is_absolute() else Path(workdir) / path)
+        except ValueError:
+            continue
+        source = None if size[0] * size[1] > limit else source_grid(spec, *size)
         if source is None:
             continue
         for projection in config["projections"]:

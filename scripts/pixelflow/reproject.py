@@ -247,16 +247,10 @@ def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tup
 
 def image_size(path) -> tuple[int, int]:
     """``(height, width)`` from an image file's header, without decoding the pixels."""
-    from PIL import Image
-
-    if not Path(path).is_file():
-        raise ImageError(f"{path}: no such map file")
-    Image.MAX_IMAGE_PIXELS = None  # the caller applies its own limit
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Exception as error:
-        raise ImageError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+        width, height = plan_maps.image_size(path)
+    except ValueError as error:
+        raise ImageError(str(error)) from error
     return height, width
 
 
