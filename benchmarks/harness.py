@@ -16,7 +16,8 @@ Every timed run is a whole process, start to exit (engine start-up included),
 of a copy of the committed workflow (``--source``) so that edits made meanwhile
 cannot change what is measured. Before each run the harness syncs and waits for
 the disk and the CPUs to settle; a run's output is deleted only after its time
-is recorded. Results go to stdout and to ``benchmarks/results/<scenario>.md``
+is recorded, and the next run starts at least ``--after-delete`` seconds later
+(see :class:`Settler`). Results go to stdout and to ``benchmarks/results/<scenario>.md``
 (raw numbers in ``<scenario>.json``, headline tables in ``summary.md``).
 """
 
@@ -250,6 +251,13 @@ class Settler:
     than ``io_quiet`` % of the time (/proc/pressure/io), the CPUs were busy less than ``cpu_quiet`` %
     (/proc/stat; catches other work on the machine), and creating a file took at most ``probe_factor``
     times the fastest probe seen so far (see :func:`file_creation_probe`).
+
+    It also waits until ``after_delete`` seconds have passed since the last large delete
+    (:meth:`deleted`). ext4 without a journal, as on this machine's disk, does not reuse an inode
+    freed less than 60 s ago (300 s more while its inode-table block is unwritten), and every file
+    created meanwhile scans past those inodes: right after deleting 100,000 files, creating
+    files costs several times its usual CPU time. The probe alone misses this, as its few files
+    may land where nothing was deleted.
     """
 
     minimum: float
@@ -258,7 +266,13 @@ class Settler:
     cpu_quiet: float
     quiet_seconds: int = 3
     probe_factor: float = 2.0
+    after_delete: float = 0.0
     best_probe: float = float("inf")
+    last_delete: float = float("-inf")
+
+    def deleted(self) -> None:
+        """Note that files were just deleted (and synced)."""
+        self.last_delete = time.monotonic()
 
     def calibrate(self, folder: Path, rounds: int = 5) -> None:
         """Find a first fastest probe time (it keeps improving during the run)."""
@@ -274,7 +288,7 @@ class Settler:
         """Return (seconds spent, IO pressure %, CPU busy %, probe µs per file) of the last one-second window."""
         started = time.monotonic()
         os.sync()
-        time.sleep(self.minimum)
+        time.sleep(max(self.minimum, self.last_delete + self.after_delete - time.monotonic()))
         streak = 0
         stall, cpu, then = io_stall_total(), cpu_times(), time.monotonic()
         while True:
@@ -369,7 +383,13 @@ class Bench:
         self.args = args
         self.snakefile = workflow / "Snakefile"
         self.settle = Settler(
-            args.settle, args.settle_max, args.io_quiet, args.cpu_quiet, args.quiet_seconds, args.probe_factor
+            args.settle,
+            args.settle_max,
+            args.io_quiet,
+            args.cpu_quiet,
+            args.quiet_seconds,
+            args.probe_factor,
+            args.after_delete,
         )
         bin_dir = Path(sys.executable).parent
         snakemake = bin_dir / "snakemake"
@@ -488,6 +508,7 @@ class Bench:
             return
         remove_tree(folder)
         os.sync()
+        self.settle.deleted()
 
     # one run of each kind
 
@@ -529,6 +550,7 @@ class Bench:
         finally:
             remove_tree(folder)
             os.sync()
+            self.settle.deleted()
 
     def generate_stack(self) -> list[Run]:
         runs = []
@@ -850,7 +872,8 @@ def caution(runs: list[Run], args) -> str:
 
 def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
     settle = (
-        f"sync, then at least {args.settle:g} s and until, for {args.quiet_seconds} s, IO pressure stayed below "
+        f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after the last run's files were "
+        f"deleted) and until, for {args.quiet_seconds} s, IO pressure stayed below "
         f"{args.io_quiet:g} %, CPU use below {args.cpu_quiet:g} % and creating a small file took at most "
         f"{args.probe_factor:g}x the best time seen (at most {args.settle_max:g} s)"
     )
@@ -934,6 +957,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--settle-max", type=float, help="maximum settling seconds (default: 180; --quick: 5)")
     parser.add_argument(
+        "--after-delete",
+        type=float,
+        help="minimum seconds between deleting a run's files and the next run (default: 65; --quick: 0)",
+    )
+    parser.add_argument(
         "--io-quiet",
         type=float,
         default=3.0,
@@ -992,6 +1020,7 @@ def parse_args(argv=None):
         "settle": 1.0 if quick else 20.0,
         "quiet_seconds": 2 if quick else 3,
         "settle_max": 5.0 if quick else 180.0,
+        "after_delete": 0.0 if quick else 65.0,
         "retries": 0 if quick else 2,
     }
     for key, value in defaults.items():
@@ -1005,7 +1034,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if SCRATCH.exists() and any(SCRATCH.iterdir()):
+    leftovers = SCRATCH.exists() and any(SCRATCH.iterdir())
+    if leftovers:
         log(f"removing leftovers in {SCRATCH}")
         for entry in SCRATCH.iterdir():
             remove_tree(entry)
@@ -1022,6 +1052,8 @@ def main(argv=None) -> int:
         log(f"measuring {workflow_note}; shard_size {args.shard_size}, max_threads {args.max_threads}")
         facts = machine_facts(workflow_note)
         bench = Bench(args, workflow)
+        if leftovers:
+            bench.settle.deleted()
         if args.probe_factor > 0:
             bench.settle.calibrate(SCRATCH / "calibration")
         if args.warmup:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pixelflow.atomic import atomic_dir
 from pixelflow.generators import generate_image
-from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, encode_image, read_file
+from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, image_encoder, read_file
 from pixelflow.manifest import MANIFEST_NAME, manifest_row, write_manifest
 from pixelflow.runner import parallel_map
 
@@ -27,7 +27,14 @@ _shard_job: dict = {}
 
 
 def _start_generated_shard(folder, spec) -> None:
-    _shard_job.update(folder_fd=os.open(folder, os.O_RDONLY | os.O_DIRECTORY), spec=spec)
+    shape = tuple(spec["shape"])
+    _shard_job.update(
+        folder_fd=os.open(folder, os.O_RDONLY | os.O_DIRECTORY),
+        spec=spec,
+        encode=image_encoder(spec["format"], spec["dtype"], spec["compression"]),
+        # height, width, channels and dtype: the same for every image of the shard
+        form=(shape[0], shape[1], shape[2] if len(shape) == 3 else 1, spec["dtype"]),
+    )
 
 
 def _finish_generated_shard() -> None:
@@ -50,10 +57,10 @@ def write_new_file(name: str, data: bytes, folder_fd: int) -> None:
 def _generate_and_write(index: int) -> tuple:
     spec = _shard_job["spec"]
     image = generate_image(spec["generator"], spec["seed"], spec["name"], index, spec["shape"], spec["dtype"])
-    data = encode_image(image, spec["format"], spec["compression"])
+    data = _shard_job["encode"](image)
     file = image_file_name(spec["name"], index, spec["format"])
     write_new_file(file, data, _shard_job["folder_fd"])
-    return manifest_row(index, file, image, hashlib.sha256(data).hexdigest())
+    return (index, file, *_shard_job["form"], hashlib.sha256(data).hexdigest())
 
 
 def describe_image_index(index: int) -> str:
@@ -67,6 +74,7 @@ def write_generated_shard(folder, spec: dict, start: int, stop: int, processes: 
     ``spec`` holds name, generator, seed, shape, dtype, format and compression.
     The folder appears only once every image and the manifest are written.
     """
+    image_encoder(spec["format"], spec["dtype"], spec["compression"])  # a format that cannot hold dtype fails here
     with atomic_dir(folder) as temporary:
         try:
             rows = parallel_map(

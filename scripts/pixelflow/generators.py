@@ -11,6 +11,7 @@ to the ``generator`` enum in ``config/schema.yaml``.
 
 import functools
 import hashlib
+import math
 
 import numpy as np
 
@@ -55,7 +56,19 @@ def uniform(rng: np.random.Generator, index: int, shape: tuple, dtype: str) -> n
     """
     if dtype == "float32":
         return rng.random(shape, dtype=np.float32)
-    return rng.integers(0, INTEGER_TOP[dtype] + 1, size=shape, dtype=dtype)
+    return uniform_levels(rng, shape, dtype)
+
+
+def uniform_levels(rng: np.random.Generator, shape: tuple, dtype: str) -> np.ndarray:
+    """Integers uniform over every level of ``dtype``: the stream's raw 64-bit words read as little-endian ``dtype``.
+
+    Every bit of a PCG64 word is uniform, so each byte (uint8) or byte pair
+    (uint16) is too; this skips ``Generator.integers``' per-call checks.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    count = math.prod(shape)
+    words = rng.bit_generator.random_raw(-(-count * itemsize // 8)).astype("<u8", copy=False)
+    return words.view(f"<u{itemsize}")[:count].astype(dtype, copy=False).reshape(shape)
 
 
 @register("gaussian_ramp")

@@ -57,16 +57,29 @@ def encode_params(fmt: str, compression: int = 0, strategy: str = "default") -> 
     return []
 
 
-def encode_image(array: np.ndarray, fmt: str, compression: int = 0, strategy: str = "default") -> bytes:
-    """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes."""
+def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "default"):
+    """A function encoding RGB(A) or grey ``dtype`` arrays as ``fmt`` bytes, checked once here.
+
+    Batch writers call it per image; it skips the per-call checks of :func:`encode_image`.
+    """
     if fmt not in FORMAT_SUFFIXES:
         raise ValueError(f"unknown image format {fmt!r}; expected one of {sorted(FORMAT_SUFFIXES)}")
-    if str(array.dtype) not in FORMAT_DTYPES[fmt]:
-        raise ValueError(f"{fmt} cannot hold {array.dtype} pixels; use one of {FORMAT_DTYPES[fmt]}")
-    ok, buffer = cv2.imencode(FORMAT_SUFFIXES[fmt], _swap_red_blue(array), encode_params(fmt, compression, strategy))
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
-    return buffer.tobytes()
+    if str(dtype) not in FORMAT_DTYPES[fmt]:
+        raise ValueError(f"{fmt} cannot hold {dtype} pixels; use one of {FORMAT_DTYPES[fmt]}")
+    suffix, params = FORMAT_SUFFIXES[fmt], encode_params(fmt, compression, strategy)
+
+    def encode(array: np.ndarray) -> bytes:
+        ok, buffer = cv2.imencode(suffix, _swap_red_blue(array), params)
+        if not ok:
+            raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
+        return buffer.tobytes()
+
+    return encode
+
+
+def encode_image(array: np.ndarray, fmt: str, compression: int = 0, strategy: str = "default") -> bytes:
+    """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes."""
+    return image_encoder(fmt, array.dtype, compression, strategy)(array)
 
 
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:
@@ -108,7 +121,7 @@ def read_file(path) -> bytes:
     try:
         size = os.fstat(descriptor).st_size
         data = os.read(descriptor, size + 1)
-        while len(data) <= size:  # a short read, or the file grew: read on to the end
+        while len(data) != size:  # the file grew or shrank, or a short read: read on to the end
             more = os.read(descriptor, 1 << 20)
             if not more:
                 break

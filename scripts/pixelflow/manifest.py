@@ -40,26 +40,30 @@ def read_manifest(shard_dir) -> list[dict]:
             header = tuple(handle.readline().rstrip("\n").split("\t"))
             if header != MANIFEST_COLUMNS:
                 raise ValueError(f"{manifest}: columns {header} differ from {MANIFEST_COLUMNS}")
-            rows = []
-            for number, line in enumerate(handle, start=2):
-                fields = line.rstrip("\n").split("\t")
-                if len(fields) != len(MANIFEST_COLUMNS):
-                    raise ValueError(f"{manifest}: line {number} has {len(fields)} fields, not {len(MANIFEST_COLUMNS)}")
-                index, file, height, width, channels, dtype, digest = fields
-                rows.append(
-                    {
-                        "index": int(index),
-                        "file": file,
-                        "height": int(height),
-                        "width": int(width),
-                        "channels": int(channels),
-                        "dtype": dtype,
-                        "sha256": digest,
-                        "path": os.path.join(base, file),
-                    }
-                )
+            lines = handle.read().split("\n")
     except FileNotFoundError:
         raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    prefix = os.path.join(base, "")
+    rows = []
+    for number, line in enumerate(lines, start=2):
+        fields = line.split("\t")
+        if len(fields) != len(MANIFEST_COLUMNS):
+            raise ValueError(f"{manifest}: line {number} has {len(fields)} fields, not {len(MANIFEST_COLUMNS)}")
+        index, file, height, width, channels, dtype, digest = fields
+        rows.append(
+            {
+                "index": int(index),
+                "file": file,
+                "height": int(height),
+                "width": int(width),
+                "channels": int(channels),
+                "dtype": dtype,
+                "sha256": digest,
+                "path": file if file.startswith("/") else prefix + file,
+            }
+        )
     return rows
 
 

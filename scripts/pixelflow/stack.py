@@ -1,10 +1,11 @@
 """Stack every image of a dataset into one ``.npy`` array, filled in parallel.
 
 numpy's format writer lays out the ``.npy`` file (header and full size); the
-workers then decode their share of the images and write each one in place at
-its offset with ``os.pwrite``. That is the same bytes a memory-mapped write
-would produce, measured twice as fast here (no page faults, no msync), and no
-process ever holds more than one image.
+workers then decode their share of the images into a small reused buffer and
+write it in place with one ``os.pwrite`` per batch of about BATCH_BYTES. That
+is the same bytes a memory-mapped write would produce, measured faster here
+(no page faults, no msync, and the page cache is not zero-filled before each
+partial-page write), and no process holds more than one batch.
 """
 
 import os
@@ -17,6 +18,7 @@ from pixelflow.imageio import ImageError, read_image
 from pixelflow.manifest import image_shape
 from pixelflow.runner import chunk_bounds, parallel_map
 
+BATCH_BYTES = 4 << 20
 _stack_job: dict = {}
 
 
@@ -36,33 +38,43 @@ def stack_layout(rows: list[dict]) -> tuple[tuple, str]:
 
 def _start_stack(path, offset, paths, shape, dtype) -> None:
     dtype = np.dtype(dtype)
-    _stack_job.update(
-        path=path,
-        offset=offset,
-        paths=paths,
-        shape=tuple(shape),
-        dtype=dtype,
-        image_bytes=int(np.prod(shape)) * dtype.itemsize,
-    )
+    image_bytes = int(np.prod(shape)) * dtype.itemsize
+    batch = max(1, BATCH_BYTES // max(1, image_bytes))
+    _stack_job.clear()
+    _stack_job.update(path=path, offset=offset, paths=paths, shape=tuple(shape), dtype=dtype, batch=batch)
+
+
+def _batch_buffer(images: int) -> np.ndarray:
+    """This process's buffer for ``images`` decoded images (made once, then reused)."""
+    job = _stack_job
+    buffer = job.get("buffer")
+    if buffer is None or len(buffer) < images:
+        buffer = job["buffer"] = np.empty((images, *job["shape"]), job["dtype"])
+    return buffer[:images]
 
 
 def _fill_range(bounds: tuple[int, int]) -> int:
     start, stop = bounds
     job = _stack_job
+    image_bytes = int(np.prod(job["shape"])) * job["dtype"].itemsize
     descriptor = os.open(job["path"], os.O_WRONLY)
     try:
-        for index in range(start, stop):
-            path = job["paths"][index]
-            image = read_image(path)
-            if image.shape != job["shape"] or image.dtype != job["dtype"]:
-                raise ImageError(
-                    f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "
-                    f"{list(job['shape'])} {job['dtype']}; the file changed after its shard was made"
-                )
-            data = np.ascontiguousarray(image).data
-            written = os.pwrite(descriptor, data, job["offset"] + index * job["image_bytes"])
-            if written != job["image_bytes"]:
-                raise OSError(f"{job['path']}: short write of image {index} ({written} bytes)")
+        for first in range(start, stop, job["batch"]):
+            last = min(first + job["batch"], stop)
+            buffer = _batch_buffer(last - first)
+            for slot, index in enumerate(range(first, last)):
+                path = job["paths"][index]
+                image = read_image(path)
+                if image.shape != job["shape"] or image.dtype != job["dtype"]:
+                    raise ImageError(
+                        f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "
+                        f"{list(job['shape'])} {job['dtype']}; the file changed after its shard was made"
+                    )
+                buffer[slot] = image
+            data = buffer.data.cast("B")
+            written = os.pwrite(descriptor, data, job["offset"] + first * image_bytes)
+            if written != len(data):
+                raise OSError(f"{job['path']}: short write of images {first}..{last - 1} ({written} bytes)")
     finally:
         os.close(descriptor)
     return stop - start

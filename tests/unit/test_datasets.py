@@ -101,9 +101,15 @@ def test_generated_shard_replaces_an_existing_folder(tmp_path):
 
 
 def test_failed_generated_shard_leaves_no_folder(tmp_path):
-    broken = spec(dtype="float32", fmt="png")  # png cannot hold float32: every image fails
-    with pytest.raises(WorkerError, match=r"image [345] failed: ValueError: png cannot hold float32"):
+    broken = spec(generator="no_such_generator")  # every image fails in its worker
+    with pytest.raises(WorkerError, match=r"image [345] failed: ValueError: unknown generator 'no_such_generator'"):
         write_generated_shard(tmp_path / "shard-0000", broken, 3, 6, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_format_that_cannot_hold_the_dtype_fails_before_any_image(tmp_path):
+    with pytest.raises(ValueError, match=r"png cannot hold float32 pixels"):
+        write_generated_shard(tmp_path / "shard-0000", spec(dtype="float32", fmt="png"), 0, 4, 2)
     assert list(tmp_path.iterdir()) == []
 
 

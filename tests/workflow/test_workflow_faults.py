@@ -130,8 +130,19 @@ def test_a_run_killed_mid_reprojection_is_completed_by_the_next_run(tmp_path):
     assert result_hashes(workdir) == clean_hashes
 
 
-def pool_workers(script_name: str) -> list[int]:
-    """PIDs of pool workers of a running job: processes of ``script_name`` whose parent runs it too."""
+def descends_from(pid: int, root: int, parents: dict[int, int]) -> bool:
+    """Whether process ``pid`` is ``root`` or one of its descendants."""
+    seen = set()
+    while pid not in seen and pid > 1:
+        if pid == root:
+            return True
+        seen.add(pid)
+        pid = parents.get(pid, 0)
+    return False
+
+
+def pool_workers(script_name: str, root: int) -> list[int]:
+    """PIDs of pool workers of a job of the run ``root``: processes of ``script_name`` whose parent runs it too."""
     commands = {}
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -146,13 +157,13 @@ def pool_workers(script_name: str) -> list[int]:
     return [
         pid
         for pid, command in commands.items()
-        if marker in command and marker in commands.get(parents.get(pid, -1), b"")
+        if marker in command and marker in commands.get(parents.get(pid, -1), b"") and descends_from(pid, root, parents)
     ]
 
 
 def test_a_killed_pool_worker_fails_the_job_fast_and_a_rerun_completes(clean_run, tmp_path):
     process = start_snakemake(tmp_path, FAULT_CONFIG)
-    victims = wait_for(lambda: pool_workers("dataset_shard"), process, 120, "a shard job's pool workers")
+    victims = wait_for(lambda: pool_workers("dataset_shard", process.pid), process, 120, "a shard job's pool workers")
     os.kill(victims[0], signal.SIGKILL)
     killed_at = time.time()
     try:
