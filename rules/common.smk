@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from pixelflow import plan, plan_maps, plan_mosaics, plan_stats, runlock  # noqa: E402
@@ -45,6 +47,25 @@ def shard_dirs(name, shards=None):
 def job_threads(rule_name):
     """Threads of a parallel rule: the config's max_threads (Snakemake caps it at --cores)."""
     return config["max_threads"]
+
+
+def provided_cores():
+    """The --cores of this run, or None where there is none (e.g. a cluster executor)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return None
+
+
+def shard_threads(wildcards):
+    """Threads of a shard job: --cores shared among the dataset's shards, at most max_threads.
+
+    Shards write to folders of their own, so shard jobs side by side contend
+    less in the file system than worker processes creating files in one folder.
+    """
+    return plan.shard_job_threads(
+        config["max_threads"], provided_cores(), len(dataset_plan(wildcards).shards)
+    )
 
 
 def per_attempt(amount):

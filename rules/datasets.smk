@@ -9,7 +9,7 @@ rule dataset_shard:
         "results/benchmarks/datasets/{dataset}/shard-{shard}.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: job_threads("dataset_shard")
+    threads: shard_threads
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime,

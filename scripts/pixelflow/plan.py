@@ -148,6 +148,16 @@ def external_files(name: str, pattern: str, workdir) -> tuple:
     return tuple(relative)
 
 
+def shard_job_threads(max_threads: int, cores: int | None, shards: int) -> int:
+    """Worker processes of one shard job: the cores shared among ``shards`` jobs, 1 to ``max_threads``.
+
+    Without a known core count (a cluster executor) every job gets ``max_threads``.
+    """
+    if cores is None:
+        return max_threads
+    return max(1, min(max_threads, cores // max(1, shards)))
+
+
 def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
     """Shard plans for every dataset of a validated config."""
     plans = {}

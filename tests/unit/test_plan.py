@@ -430,3 +430,19 @@ def test_import_lists_saved_by_one_run_serve_the_next_until_a_file_changes(tmp_p
     plan._KNOWN_IMPORTS.clear()
     plan.load_imports_cache(cache)
     assert imported_core_modules(scripts / "job.py") == first + [str(scripts / "pixelflow" / "b.py")]
+
+
+@pytest.mark.parametrize(
+    ("max_threads", "cores", "shards", "expected"),
+    [
+        (2, 2, 1, 2),  # one shard: its job gets every core
+        (2, 2, 2, 1),  # two shards on two cores: two single-process jobs side by side
+        (2, 1, 1, 1),
+        (4, 8, 2, 4),  # capped at max_threads
+        (4, 8, 3, 2),
+        (2, 2, 40, 1),
+        (3, None, 5, 3),  # no core count (a cluster executor): max_threads
+    ],
+)
+def test_shard_jobs_share_the_cores_among_the_shards(max_threads, cores, shards, expected):
+    assert plan.shard_job_threads(max_threads, cores, shards) == expected
