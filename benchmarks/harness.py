@@ -54,6 +54,7 @@ SHAPE = (100, 100)
 SCENARIOS = ("generate-stack", "noop", "scaling")
 PRESSURE_FILE = Path("/proc/pressure/io")
 FINISHED_IN = re.compile(r"finished in ([0-9.]+) s")
+WORKER_PROCESSES = re.compile(r"images from index [0-9]+, ([0-9]+) worker process")
 BASELINE_PHASES = re.compile(r"generate ([0-9.]+) s, stack ([0-9.]+) s")
 
 
@@ -360,10 +361,14 @@ def job_breakdown(workdir: Path, max_threads: int, cores: int) -> dict:
     stack = next((row for name, row in jobs.items() if name.endswith("/stack")), {})
     shard_times = [number(row, "s") or 0.0 for name, row in jobs.items() if "/shard-" in name]
     core = 0.0
-    for path in (workdir / "results" / "logs").rglob("*.log"):
-        match = FINISHED_IN.search(path.read_text(encoding="utf-8", errors="replace"))
-        core += float(match.group(1)) if match else 0.0
     threads = max(1, min(max_threads, cores))
+    for path in (workdir / "results" / "logs").rglob("*.log"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        match = FINISHED_IN.search(text)
+        core += float(match.group(1)) if match else 0.0
+        workers = WORKER_PROCESSES.search(text)
+        if workers and "/shard-" in path.as_posix():  # shard jobs may get fewer threads than max_threads
+            threads = min(threads, int(workers.group(1)))
     return {
         "jobs": len(jobs),
         "job_s": sum(number(row, "s") or 0.0 for row in jobs.values()),
