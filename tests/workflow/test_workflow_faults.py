@@ -19,9 +19,10 @@ from result_digests import result_hashes
 pytestmark = pytest.mark.slow
 
 # Large enough that shard and stack jobs take a second or more, small enough for CI.
+# One shard, so that its job gets both cores and runs a pool of two workers.
 FAULT_CONFIG = {
     "seed": 3,
-    "shard_size": 15000,
+    "shard_size": 30000,
     "max_threads": 2,
     "montage": {"count": 4, "cell": 8},
     "datasets": {
