@@ -41,7 +41,9 @@ def _start_stack(path, offset, paths, shape, dtype) -> None:
     image_bytes = int(np.prod(shape)) * dtype.itemsize
     batch = max(1, BATCH_BYTES // max(1, image_bytes))
     _stack_job.clear()
-    _stack_job.update(path=path, offset=offset, paths=paths, shape=tuple(shape), dtype=dtype, batch=batch)
+    _stack_job.update(
+        path=path, offset=offset, paths=paths, shape=tuple(shape), dtype=dtype, image_bytes=image_bytes, batch=batch
+    )
 
 
 def _batch_buffer(images: int) -> np.ndarray:
@@ -56,7 +58,6 @@ def _batch_buffer(images: int) -> np.ndarray:
 def _fill_range(bounds: tuple[int, int]) -> int:
     start, stop = bounds
     job = _stack_job
-    image_bytes = int(np.prod(job["shape"])) * job["dtype"].itemsize
     descriptor = os.open(job["path"], os.O_WRONLY)
     try:
         for first in range(start, stop, job["batch"]):
@@ -72,7 +73,7 @@ def _fill_range(bounds: tuple[int, int]) -> int:
                     )
                 buffer[slot] = image
             data = buffer.data.cast("B")
-            written = os.pwrite(descriptor, data, job["offset"] + first * image_bytes)
+            written = os.pwrite(descriptor, data, job["offset"] + first * job["image_bytes"])
             if written != len(data):
                 raise OSError(f"{job['path']}: short write of images {first}..{last - 1} ({written} bytes)")
     finally:
