@@ -2,6 +2,7 @@ import atexit
 import gc
 import os
 import sys
+import threading
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -11,9 +12,10 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from pixelflow import plan, plan_maps, plan_mosaics, plan_stats, runlock  # noqa: E402
 
 SCRIPTS = Path(workflow.basedir) / "scripts"
-# Which core modules each script imports, kept between runs (parsing them all
-# takes about 0.1 s); an entry counts only while the file's mtime and size match.
-IMPORTS_CACHE = Path(".snakemake") / "pixelflow" / "imports.json"
+# Which core modules each script imports, kept between runs and run folders
+# (parsing them all takes about 0.1 s); an entry counts only while the file's
+# mtime and size match.
+IMPORTS_CACHE = plan.imports_cache_path()
 plan.load_imports_cache(IMPORTS_CACHE)
 atexit.register(plan.save_imports_cache, IMPORTS_CACHE)
 
@@ -149,21 +151,25 @@ def stack_runtime(wildcards, attempt):
     return attempt * max(5, int(total_mb / 50 / 60) + 5)
 
 
-def shorten_rate_limit_window(workflow):
-    """Keep Snakemake's default rate (100 jobs/s) but measure it over 0.1 s.
+def cancel_rescheduling_timers():
+    """Cancel the scheduler's pending re-scheduling timers once the run is over.
 
-    Its job rate limiter re-arms a non-daemon timer of one window on every
-    scheduling pass, and the process waits for the last timer before exiting:
-    a 1 s window adds up to a second to every run. A limit the user set is kept.
+    Snakemake's job rate limiter arms a non-daemon timer of its window (1 s by
+    default) on every scheduling pass, and the interpreter waits for the last
+    one before exiting. Once the run has ended nothing is left to schedule
+    (the name is matched without its last letters, which Snakemake misspells).
     """
-    settings = getattr(workflow, "scheduling_settings", None)
-    limit = getattr(settings, "max_jobs_per_timespan", None)
-    if limit is not None and (limit.max_jobs, limit.timespan) == (100, 1):
-        limit.max_jobs, limit.timespan = 10, 0.1
+    for thread in threading.enumerate():
+        action = getattr(thread, "function", None)
+        if isinstance(thread, threading.Timer) and "_schedule_reeval" in getattr(
+            action, "__qualname__", ""
+        ):
+            thread.cancel()
 
 
-def end_run_record():
-    """Forget this run's record (see pixelflow/runlock.py) when it ends normally."""
+def end_run():
+    """Forget this run's record (see pixelflow/runlock.py) and let the process exit at once."""
+    cancel_rescheduling_timers()
     if RUN_RECORD is not None:
         runlock.end_run(RUN_RECORD)
 
@@ -186,13 +192,9 @@ if workflow.is_main_process:
 atexit.register(gc.freeze)
 
 
-onstart:
-    shorten_rate_limit_window(workflow)
-
-
 onsuccess:
-    end_run_record()
+    end_run()
 
 
 onerror:
-    end_run_record()
+    end_run()

@@ -28,6 +28,7 @@ def main(job):
             pixel_limit=settings["pixel_limit"],
             compression=settings["compression"],
             png_strategy=settings["png_strategy"],
+            png_filter=settings["png_filter"],
             inverse_path=inverse,
             log=log,
         )

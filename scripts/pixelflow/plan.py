@@ -9,6 +9,7 @@ import ast
 import glob
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,16 @@ _CHANGED_IMPORTS: set[str] = set()
 IMPORTS_CACHE_VERSION = 1
 
 
+def imports_cache_path(environ=os.environ) -> Path:
+    """Where the import lists are kept: one file per user, like Python's bytecode caches.
+
+    Keys are absolute source paths, so every run folder and every checkout can
+    share it. ``$XDG_CACHE_HOME/pixelflow`` or ``~/.cache/pixelflow``.
+    """
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    return Path(base) / "pixelflow" / "imports.json"
+
+
 def load_imports_cache(path) -> None:
     """Reuse the import lists an earlier run saved to ``path`` (a missing or unreadable file: none)."""
     try:
@@ -237,9 +248,11 @@ def save_imports_cache(path) -> None:
     """Save the import lists to ``path`` (atomically) if any was parsed anew; an unwritable path is skipped."""
     if not _CHANGED_IMPORTS:
         return
+    # Entries of files that no longer exist (deleted checkouts) are dropped.
+    files = {key: entry for key, entry in _KNOWN_IMPORTS.items() if os.path.exists(key.split("|", 1)[0])}
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"version": IMPORTS_CACHE_VERSION, "files": _KNOWN_IMPORTS}, sort_keys=True))
+        write_text(path, json.dumps({"version": IMPORTS_CACHE_VERSION, "files": files}, sort_keys=True))
     except OSError:
         return
     _CHANGED_IMPORTS.clear()

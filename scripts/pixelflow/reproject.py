@@ -268,6 +268,7 @@ def reproject_file(
     pixel_limit: int = 1 << 30,
     compression: int = 6,
     png_strategy: str = "default",
+    png_filter: str = "adaptive",
     pixels_per_thread: int = PIXELS_PER_THREAD,
     inverse_path=None,
     log=None,
@@ -349,6 +350,7 @@ def reproject_file(
                 "png",
                 compression,
                 png_strategy,
+                png_filter,
             )
             del pixels
             _note(log, "encoded the PNG in %.3f s", clock)

@@ -9,6 +9,7 @@ from PIL import Image
 from pixelflow.imageio import (
     FORMAT_DTYPES,
     FORMAT_SUFFIXES,
+    PNG_FILTERS,
     PNG_STRATEGIES,
     ImageError,
     decode_image,
@@ -191,14 +192,26 @@ def test_image_channels():
     assert image_channels(np.zeros((2, 3, 4))) == 4
 
 
-@pytest.mark.parametrize("strategy", sorted(PNG_STRATEGIES))
+@pytest.mark.parametrize(
+    "strategy, png_filter",
+    [(strategy, "adaptive") for strategy in sorted(PNG_STRATEGIES)]
+    + [("huffman_only", png_filter) for png_filter in sorted(PNG_FILTERS)],
+)
 @pytest.mark.parametrize("shape, dtype", [((40, 60, 3), np.uint8), ((40, 60), np.uint16), ((40, 60, 4), np.uint8)])
-def test_every_png_strategy_is_lossless(strategy, shape, dtype):
+def test_every_png_strategy_and_filter_is_lossless(strategy, png_filter, shape, dtype):
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     smooth = (x * 3 + y * 5) % 200  # a smooth image with some repeats, like a map
     image = np.broadcast_to(smooth[..., None] if len(shape) == 3 else smooth, shape).astype(dtype)
-    data = encode_image(np.ascontiguousarray(image), "png", 3, strategy)
+    data = encode_image(np.ascontiguousarray(image), "png", 3, strategy, png_filter)
     np.testing.assert_array_equal(decode_image(data), image)
+
+
+def test_the_png_filter_reaches_the_encoder():
+    y, x = np.mgrid[0:64, 0:64]
+    ramp = ((x * 3 + y * 5) % 256).astype(np.uint8)  # rows differ by a constant: "up" leaves runs
+    sizes = {png_filter: len(encode_image(ramp, "png", 3, "huffman_only", png_filter)) for png_filter in PNG_FILTERS}
+    assert sizes["up"] < sizes["none"]
+    assert len(set(encode_image(ramp, "png", 3, "huffman_only", f) for f in ("none", "sub", "up"))) == 3
 
 
 def test_the_png_strategy_reaches_the_encoder():

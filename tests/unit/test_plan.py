@@ -432,6 +432,25 @@ def test_import_lists_saved_by_one_run_serve_the_next_until_a_file_changes(tmp_p
     assert imported_core_modules(scripts / "job.py") == first + [str(scripts / "pixelflow" / "b.py")]
 
 
+def test_the_import_lists_live_in_the_users_cache_folder():
+    assert plan.imports_cache_path({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/pixelflow/imports.json")
+    assert plan.imports_cache_path({"HOME": "/h"}) == Path("/h/.cache/pixelflow/imports.json")
+
+
+def test_saved_import_lists_drop_files_that_are_gone(tmp_path):
+    kept = write_package(tmp_path / "kept", {"job.py": "from pixelflow import a\n", "pixelflow/a.py": ""})
+    gone = write_package(tmp_path / "gone", {"job.py": "from pixelflow import b\n", "pixelflow/b.py": ""})
+    imported_core_modules(kept / "job.py")
+    imported_core_modules(gone / "job.py")
+    (gone / "job.py").unlink()
+    cache = tmp_path / "imports.json"
+    plan.save_imports_cache(cache)
+    saved = json.loads(cache.read_text())["files"]
+    assert any(key.startswith(str((kept / "job.py").resolve())) for key in saved)
+    assert not any(key.startswith(str((gone / "job.py").resolve())) for key in saved)
+    assert any(key.startswith(str((gone / "pixelflow" / "b.py").resolve())) for key in saved)
+
+
 @pytest.mark.parametrize(
     ("max_threads", "cores", "shards", "expected"),
     [
