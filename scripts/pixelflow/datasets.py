@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from pixelflow.atomic import atomic_dir
-from pixelflow.generators import generate_image
+from pixelflow.generators import generate_from
 from pixelflow.imageio import FORMAT_SUFFIXES, ImageError, decode_image, image_encoder, read_file
 from pixelflow.manifest import MANIFEST_NAME, manifest_row, write_manifest
 from pixelflow.runner import parallel_map
+from pixelflow.seeding import ImageStreams
 
 
 def image_file_name(dataset: str, index: int, fmt: str) -> str:
@@ -26,11 +27,12 @@ def image_file_name(dataset: str, index: int, fmt: str) -> str:
 _shard_job: dict = {}
 
 
-def _start_generated_shard(folder, spec) -> None:
+def _start_generated_shard(folder, spec, start: int, stop: int) -> None:
     shape = tuple(spec["shape"])
     _shard_job.update(
         folder_fd=os.open(folder, os.O_RDONLY | os.O_DIRECTORY),
         spec=spec,
+        streams=ImageStreams(spec["seed"], spec["name"], start, stop),
         encode=image_encoder(spec["format"], spec["dtype"], spec["compression"]),
         # height, width, channels and dtype: the same for every image of the shard
         form=(shape[0], shape[1], shape[2] if len(shape) == 3 else 1, spec["dtype"]),
@@ -56,7 +58,7 @@ def write_new_file(name: str, data: bytes, folder_fd: int) -> None:
 
 def _generate_and_write(index: int) -> tuple:
     spec = _shard_job["spec"]
-    image = generate_image(spec["generator"], spec["seed"], spec["name"], index, spec["shape"], spec["dtype"])
+    image = generate_from(spec["generator"], _shard_job["streams"](index), index, spec["shape"], spec["dtype"])
     data = _shard_job["encode"](image)
     file = image_file_name(spec["name"], index, spec["format"])
     write_new_file(file, data, _shard_job["folder_fd"])
@@ -82,7 +84,7 @@ def write_generated_shard(folder, spec: dict, start: int, stop: int, processes: 
                 range(start, stop),
                 processes,
                 initializer=_start_generated_shard,
-                initargs=(temporary, spec),
+                initargs=(temporary, spec, start, stop),
                 describe=describe_image_index,
             )
         finally:

@@ -2,7 +2,9 @@
 
 An image's random stream is derived with :class:`numpy.random.SeedSequence`
 from (master seed, dataset name, image index) only, so its bytes do not
-depend on shard size, core count, executor or run order.
+depend on shard size, core count, executor or run order. A shard job gets
+the same streams from :class:`pixelflow.seeding.ImageStreams`, which derives
+them for the whole shard at once.
 
 To add a generator, write a function ``f(rng, index, shape, dtype)``
 returning the image, decorate it with ``@register("name")`` and add the name
@@ -83,8 +85,13 @@ def gaussian_ramp(rng: np.random.Generator, index: int, shape: tuple, dtype: str
 
 def generate_image(generator: str, seed: int, dataset: str, index: int, shape, dtype: str) -> np.ndarray:
     """Image ``index`` of a generated dataset."""
+    return generate_from(generator, image_rng(seed, dataset, index), index, shape, dtype)
+
+
+def generate_from(generator: str, rng: np.random.Generator, index: int, shape, dtype: str) -> np.ndarray:
+    """Image ``index`` of a generated dataset drawn from ``rng``, positioned as :func:`image_rng` gives it."""
     try:
         function = GENERATORS[generator]
     except KeyError:
         raise ValueError(f"unknown generator {generator!r}; known: {sorted(GENERATORS)}") from None
-    return function(image_rng(seed, dataset, index), index, tuple(shape), dtype)
+    return function(rng, index, tuple(shape), dtype)

@@ -13,6 +13,7 @@ import numpy as np
 
 from pixelflow.atomic import atomic_file
 from pixelflow.formats import FORMAT_DTYPES, FORMAT_SUFFIXES
+from pixelflow.pngstore import decode_stored_png, stored_png_encoder
 
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 # Formats OpenCV decodes itself: if it refuses one of these, the file is broken,
@@ -75,6 +76,7 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
     """A function encoding RGB(A) or grey ``dtype`` arrays as ``fmt`` bytes, checked once here.
 
     Batch writers call it per image; it skips the per-call checks of :func:`encode_image`.
+    An encoder reuses its buffers: use one per thread.
     """
     if fmt not in FORMAT_SUFFIXES:
         raise ValueError(f"unknown image format {fmt!r}; expected one of {sorted(FORMAT_SUFFIXES)}")
@@ -88,7 +90,22 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
             raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
         return buffer.tobytes()
 
-    return encode
+    if fmt != "png" or compression != 0:
+        return encode
+    # Uncompressed PNGs: the same layout OpenCV writes, measured about twice as fast
+    # for small images; forms the stored writer does not take go to OpenCV.
+    stored_encoders = {}
+
+    def encode_stored(array: np.ndarray) -> bytes:
+        form = (array.shape, array.dtype)
+        if form not in stored_encoders:
+            try:
+                stored_encoders[form] = stored_png_encoder(*form)
+            except ValueError:
+                stored_encoders[form] = encode
+        return stored_encoders[form](array)
+
+    return encode_stored
 
 
 def encode_image(
@@ -149,9 +166,18 @@ def read_file(path) -> bytes:
         os.close(descriptor)
 
 
-def read_image(path) -> np.ndarray:
-    """Read an image file into an RGB(A) or grey array."""
-    return decode_image(read_file(path), str(path))
+def read_image(path, shape=None, dtype=None) -> np.ndarray:
+    """Read an image file into an RGB(A) or grey array.
+
+    With the expected ``shape`` and ``dtype``, a plain uncompressed PNG of that
+    form is read without OpenCV (anything else still goes through it).
+    """
+    data = read_file(path)
+    if shape is not None and dtype is not None:
+        image = decode_stored_png(data, shape, dtype)
+        if image is not None:
+            return image
+    return decode_image(data, str(path))
 
 
 def write_image(

@@ -1,15 +1,25 @@
 """Stack every image of a dataset into one ``.npy`` array, filled in parallel.
 
-numpy's format writer lays out the ``.npy`` file (header and full size); the
-workers then decode their share of the images into a small reused buffer and
-write it in place with one ``os.pwrite`` per batch of about BATCH_BYTES. That
-is the same bytes a memory-mapped write would produce, measured faster here
-(no page faults, no msync, and the page cache is not zero-filled before each
-partial-page write), and no process holds more than one batch. With several
-workers, each asks for its batch's page cache pages (readahead) before writing.
+The file (the ``.npy`` header, then the images in index order) is cut into
+blocks of ``block_bytes``; each worker fills whole blocks, decoding the images
+that fall in a block into one of two reused buffers, and a thread writes each
+filled block with one ``os.pwrite`` while the next is filled. No process holds
+more than two blocks.
+
+By default the blocks are written with ``O_DIRECT``, from the buffer straight
+to the disk, past the page cache: a stack is large, written once and read by
+later jobs, and on the benchmark machine copying it into freshly allocated
+page cache cost more CPU than decoding its images. ``PIXELFLOW_STACK_WRITES=buffered``
+keeps the page cache (for a disk slower than the decoding); file systems
+without ``O_DIRECT`` get buffered writes too.
 """
 
+import ctypes
+import errno
+import io
+import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +29,20 @@ from pixelflow.imageio import ImageError, read_image
 from pixelflow.manifest import image_shape
 from pixelflow.runner import chunk_bounds, parallel_map
 
-BATCH_BYTES = 4 << 20
+BLOCK_BYTES = 4 << 20
+# Offsets, lengths and buffer addresses of O_DIRECT writes are multiples of this
+# (the largest logical block size in common use; mmap buffers are page aligned).
+DIRECT_ALIGN = 4096
+WRITE_MODES = ("direct", "buffered")
 _stack_job: dict = {}
+
+
+def stack_write_mode() -> str:
+    """How stack blocks are written: ``PIXELFLOW_STACK_WRITES``, else direct."""
+    mode = os.environ.get("PIXELFLOW_STACK_WRITES", "direct")
+    if mode not in WRITE_MODES:
+        raise ValueError(f"PIXELFLOW_STACK_WRITES={mode!r}; expected one of {list(WRITE_MODES)}")
+    return mode
 
 
 def stack_layout(rows: list[dict]) -> tuple[tuple, str]:
@@ -37,90 +59,190 @@ def stack_layout(rows: list[dict]) -> tuple[tuple, str]:
     return shape, dtype
 
 
-def _start_stack(path, offset, paths, shape, dtype, prefetch) -> None:
+def npy_header(shape: tuple, dtype) -> bytes:
+    """The ``.npy`` header numpy writes for a C-ordered array of ``shape`` and ``dtype``."""
+    stream = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    return stream.getvalue()
+
+
+def _start_stack(path, header, paths, shape, dtype, block_bytes, direct, prefetch) -> None:
     dtype = np.dtype(dtype)
-    image_bytes = int(np.prod(shape)) * dtype.itemsize
-    batch = max(1, BATCH_BYTES // max(1, image_bytes))
     _stack_job.clear()
     _stack_job.update(
         path=path,
-        offset=offset,
+        header=np.frombuffer(header, np.uint8),
         paths=paths,
         shape=tuple(shape),
         dtype=dtype,
-        image_bytes=image_bytes,
-        batch=batch,
+        image_bytes=int(np.prod(shape)) * dtype.itemsize,
+        total=len(header) + len(paths) * int(np.prod(shape)) * dtype.itemsize,
+        block_bytes=block_bytes,
+        direct=direct,
         prefetch=prefetch,
     )
 
 
-def _batch_buffer(images: int) -> np.ndarray:
-    """This process's buffer for ``images`` decoded images (made once, then reused)."""
+def _block_buffers() -> list[np.ndarray]:
+    """This process's two page-aligned block buffers (made once, then reused)."""
     job = _stack_job
-    buffer = job.get("buffer")
-    if buffer is None or len(buffer) < images:
-        buffer = job["buffer"] = np.empty((images, *job["shape"]), job["dtype"])
-    return buffer[:images]
+    if "buffers" not in job:
+        job["buffers"] = [np.frombuffer(mmap.mmap(-1, job["block_bytes"]), np.uint8) for _ in range(2)]
+    return job["buffers"]
 
 
-def _fill_range(bounds: tuple[int, int]) -> int:
-    start, stop = bounds
+def _read_checked(index: int) -> np.ndarray:
     job = _stack_job
-    descriptor = os.open(job["path"], os.O_RDWR)
+    path = job["paths"][index]
+    image = read_image(path, job["shape"], job["dtype"])
+    if image.shape != job["shape"] or image.dtype != job["dtype"]:
+        raise ImageError(
+            f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "
+            f"{list(job['shape'])} {job['dtype']}; the file changed after its shard was made"
+        )
+    return image
+
+
+def _fill_block(buffer: np.ndarray, start: int, stop: int) -> None:
+    """Put the file's bytes ``start..stop-1`` (header and images) into ``buffer``."""
+    job = _stack_job
+    header, image_bytes = job["header"], job["image_bytes"]
+    if start < len(header):
+        buffer[: len(header) - start] = header[start:]
+    first = max(0, (start - len(header)) // image_bytes)
+    last = min(len(job["paths"]), -(-(stop - len(header)) // image_bytes))
+    for index in range(first, last):
+        pixels = _read_checked(index).reshape(-1).view(np.uint8)
+        begin = len(header) + index * image_bytes
+        low, high = max(begin, start), min(begin + image_bytes, stop)
+        buffer[low - start : high - start] = pixels[low - begin : high - begin]
+
+
+class BlockWriter:
+    """Writes filled blocks to the stack file, direct or buffered, one block at a time."""
+
+    def __init__(self, path: str, direct: bool, prefetch: bool):
+        self.path, self.direct, self.prefetch = path, direct, prefetch
+        self.descriptor = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
+
+    def write(self, buffer: np.ndarray, start: int, stop: int) -> None:
+        """Write ``buffer``'s first ``stop - start`` bytes at file offset ``start``."""
+        if self.direct:
+            length = -(-(stop - start) // DIRECT_ALIGN) * DIRECT_ALIGN  # the file is truncated afterwards
+            buffer[stop - start : length] = 0
+            try:
+                return self._write(buffer[:length], start)
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    raise
+                # The file system wants a larger alignment: write buffered from here on.
+                os.close(self.descriptor)
+                self.descriptor, self.direct = os.open(self.path, os.O_WRONLY), False
+        if self.prefetch:
+            # Page cache pages for the block, allocated by readahead outside the
+            # file's write lock; without it concurrent writes queue on that lock
+            # while the kernel allocates and zeroes each page.
+            os.posix_fadvise(self.descriptor, start, stop - start, os.POSIX_FADV_WILLNEED)
+        self._write(buffer[: stop - start], start)
+
+    def _write(self, data, offset: int) -> None:
+        written = os.pwrite(self.descriptor, data, offset)
+        if written != len(data):
+            raise OSError(f"{self.path}: short write at byte {offset} ({written} of {len(data)} bytes)")
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+def _fill_blocks(bounds: tuple[int, int]) -> int:
+    job = _stack_job
+    block_bytes, total = job["block_bytes"], job["total"]
+    buffers = _block_buffers()
+    writer = BlockWriter(job["path"], job["direct"], job["prefetch"])
+    # One block is written by a thread (the system call releases the GIL) while the next is filled.
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            pending = None
+            for number, block in enumerate(range(*bounds)):
+                start = block * block_bytes
+                stop = min(start + block_bytes, total)
+                buffer = buffers[number % 2]
+                _fill_block(buffer, start, stop)
+                if pending is not None:
+                    pending.result()
+                pending = thread.submit(writer.write, buffer, start, stop)
+            if pending is not None:
+                pending.result()
+        finally:
+            thread.shutdown(wait=True)
+            writer.close()
+    return bounds[1] - bounds[0]
+
+
+def _open_direct(path, size: int) -> bool:
+    """Whether ``path`` takes O_DIRECT writes; if so, allocate its ``size`` bytes up front.
+
+    Direct writes into allocated blocks run side by side; into a hole each waits
+    for the others' block allocation. The fallocate system call is used as is:
+    glibc's posix_fallocate would write every block where it is missing.
+    """
     try:
-        for first in range(start, stop, job["batch"]):
-            last = min(first + job["batch"], stop)
-            if job["prefetch"]:
-                # Page cache pages for the batch, allocated by readahead outside
-                # the file's write lock; without it the workers' writes queue on
-                # that lock while the kernel allocates and zeroes each page.
-                os.posix_fadvise(
-                    descriptor,
-                    job["offset"] + first * job["image_bytes"],
-                    (last - first) * job["image_bytes"],
-                    os.POSIX_FADV_WILLNEED,
-                )
-            buffer = _batch_buffer(last - first)
-            for slot, index in enumerate(range(first, last)):
-                path = job["paths"][index]
-                image = read_image(path)
-                if image.shape != job["shape"] or image.dtype != job["dtype"]:
-                    raise ImageError(
-                        f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "
-                        f"{list(job['shape'])} {job['dtype']}; the file changed after its shard was made"
-                    )
-                buffer[slot] = image
-            data = buffer.data.cast("B")
-            written = os.pwrite(descriptor, data, job["offset"] + first * job["image_bytes"])
-            if written != len(data):
-                raise OSError(f"{job['path']}: short write of images {first}..{last - 1} ({written} bytes)")
+        descriptor = os.open(path, os.O_WRONLY | os.O_DIRECT)
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            return False
+        raise
+    try:
+        fallocate = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+        if fallocate is not None:
+            fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            fallocate(descriptor, 0, 0, size)  # where unsupported, blocks are allocated as they are written
     finally:
         os.close(descriptor)
-    return stop - start
+    return True
 
 
-def describe_range(bounds: tuple[int, int]) -> str:
-    """Words naming a range of images in error messages."""
-    return f"images {bounds[0]}..{bounds[1] - 1}"
+def describe_blocks(bounds: tuple[int, int]) -> str:
+    """Words naming a range of stack blocks in error messages."""
+    return f"stack blocks {bounds[0]}..{bounds[1] - 1}"
 
 
-def build_stack(output, rows: list[dict], processes: int, range_size: int = 256) -> tuple:
-    """Write all images of ``rows`` (index order) to ``output`` as one array; return its shape."""
+def build_stack(output, rows: list[dict], processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None):
+    """Write all images of ``rows`` (index order) to ``output`` as one array; return its shape.
+
+    ``writes`` is ``direct`` or ``buffered`` (default: :func:`stack_write_mode`);
+    ``block_bytes`` must be a multiple of DIRECT_ALIGN.
+    """
+    if block_bytes <= 0 or block_bytes % DIRECT_ALIGN:
+        raise ValueError(f"block_bytes {block_bytes} is not a positive multiple of {DIRECT_ALIGN}")
+    writes = writes or stack_write_mode()
     shape, dtype = stack_layout(rows)
     full_shape = (len(rows), *shape)
+    header = npy_header(full_shape, dtype)
+    total = len(header) + int(np.prod(full_shape)) * np.dtype(dtype).itemsize
     paths = [str(row["path"]) for row in rows]
     with atomic_file(Path(output)) as temporary:
-        layout = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.dtype(dtype), shape=full_shape)
-        offset = layout.offset
-        del layout
-        ranges = chunk_bounds(len(rows), processes, range_size)
+        Path(temporary).touch()
+        direct = writes == "direct" and _open_direct(temporary, -(-total // DIRECT_ALIGN) * DIRECT_ALIGN)
+        ranges = chunk_bounds(-(-total // block_bytes), processes)
         parallel_map(
-            _fill_range,
+            _fill_blocks,
             ranges,
             processes,
             initializer=_start_stack,
-            # Only several writers contend for the file's lock (measured: no gain with one).
-            initargs=(str(temporary), offset, paths, shape, dtype, len(ranges) > 1 and processes > 1),
-            describe=describe_range,
+            # Only several buffered writers contend for the file's lock (measured: no gain with one).
+            initargs=(
+                str(temporary),
+                header,
+                paths,
+                shape,
+                dtype,
+                block_bytes,
+                direct,
+                len(ranges) > 1 and processes > 1,
+            ),
+            describe=describe_blocks,
         )
+        os.truncate(temporary, total)
     return full_shape

@@ -6,7 +6,7 @@ from pixelflow.datasets import write_generated_shard
 from pixelflow.imageio import ImageError, read_image, write_image
 from pixelflow.manifest import read_manifests
 from pixelflow.runner import WorkerError
-from pixelflow.stack import build_stack, stack_layout
+from pixelflow.stack import BLOCK_BYTES, WRITE_MODES, build_stack, stack_layout, stack_write_mode
 
 
 def make_dataset(folder, name, shape, dtype, fmt, counts, generator="uniform", start=0):
@@ -38,18 +38,40 @@ def make_dataset(folder, name, shape, dtype, fmt, counts, generator="uniform", s
         ((6, 4), "float32", "tiff"),
     ],
 )
-@pytest.mark.parametrize(("processes", "range_size"), [(1, 256), (2, 3), (2, 1)])
-def test_stack_equals_the_images_in_index_order(tmp_path, shape, dtype, fmt, processes, range_size):
-    shards = make_dataset(tmp_path / "data", "stackme", shape, dtype, fmt, [4, 3, 5], generator="gaussian_ramp")
+@pytest.mark.parametrize(("processes", "block_bytes"), [(1, BLOCK_BYTES), (2, 4096), (2, 8192)])
+@pytest.mark.parametrize("writes", WRITE_MODES)
+def test_stack_equals_the_images_in_index_order(tmp_path, shape, dtype, fmt, processes, block_bytes, writes):
+    # 120 images: several blocks of 4 KiB, with images cut at block edges
+    shards = make_dataset(tmp_path / "data", "stackme", shape, dtype, fmt, [40, 30, 50], generator="gaussian_ramp")
     rows = read_manifests(reversed(shards))  # shard order does not matter, indexes do
     output = tmp_path / "stack.npy"
-    returned = build_stack(output, rows, processes, range_size=range_size)
+    returned = build_stack(output, rows, processes, block_bytes=block_bytes, writes=writes)
     stack = np.load(output)
     expected = np.stack([read_image(row["path"]) for row in rows])
-    assert returned == stack.shape == expected.shape == (12, *shape)
+    assert returned == stack.shape == expected.shape == (120, *shape)
     assert stack.dtype == np.dtype(dtype)
     assert np.array_equal(stack, expected)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "stack.npy"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 409, 410, 411])
+def test_the_file_is_exactly_what_numpy_saves(tmp_path, count):
+    # 10-byte images: the data ends before, at or after a 4 KiB edge, so direct writes pad and truncate
+    shards = make_dataset(tmp_path / "data", "exact", (2, 5), "uint8", "png", [count])
+    rows = read_manifests(shards)
+    build_stack(tmp_path / "stack.npy", rows, 2, block_bytes=4096, writes="direct")
+    np.save(tmp_path / "saved.npy", np.stack([read_image(row["path"]) for row in rows]))
+    assert (tmp_path / "stack.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+
+
+def test_the_write_mode_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("PIXELFLOW_STACK_WRITES", raising=False)
+    assert stack_write_mode() == "direct"
+    monkeypatch.setenv("PIXELFLOW_STACK_WRITES", "buffered")
+    assert stack_write_mode() == "buffered"
+    monkeypatch.setenv("PIXELFLOW_STACK_WRITES", "mmap")
+    with pytest.raises(ValueError, match="PIXELFLOW_STACK_WRITES"):
+        stack_write_mode()
 
 
 def test_mixed_shapes_name_the_first_misfit_and_leave_nothing(tmp_path):
@@ -81,7 +103,7 @@ def test_an_image_changed_after_its_manifest_fails_and_leaves_no_stack(tmp_path,
     write_image(rows[4]["path"], np.zeros((5, 6), np.uint8))  # same name, other shape
     output = tmp_path / "stack.npy"
     with pytest.raises((WorkerError, ImageError)) as caught:
-        build_stack(output, rows, processes, range_size=2)
+        build_stack(output, rows, processes, block_bytes=4096)
     assert str(rows[4]["path"]) in str(caught.value)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no stack.npy, no partial
 
