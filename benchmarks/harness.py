@@ -15,10 +15,12 @@ scaling
 Every timed run is a whole process, start to exit (engine start-up included),
 of a copy of the committed workflow (``--source``) so that edits made meanwhile
 cannot change what is measured. Before each run the harness syncs and waits for
-the disk and the CPUs to settle; a run's output is deleted only after its time
-is recorded, and the next run starts at least ``--after-delete`` seconds later
-(see :class:`Settler`). Results go to stdout and to ``benchmarks/results/<scenario>.md``
-(raw numbers in ``<scenario>.json``, headline tables in ``summary.md``).
+the disk and the CPUs to settle (see :class:`Settler`). After a run's time is
+recorded its large files are deleted and its small ones are kept, with their page
+cache dropped, until the harness ends (see :func:`retire`): deleting
+100,000 small files would slow the file creation of the runs after it.
+Results go to stdout and to ``benchmarks/results/<scenario>.md`` (raw numbers
+in ``<scenario>.json``, headline tables in ``summary.md``).
 """
 
 import argparse
@@ -144,6 +146,30 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def retire(folder: Path, large: int = 2**20) -> None:
+    """Delete ``folder``'s files of ``large`` bytes or more; drop the page cache of the others.
+
+    The many small files (the images) stay on disk until the harness ends. Deleting them now
+    would leave their inodes recently deleted, which file creation on ext4 without a journal
+    scans past for minutes (see :class:`Settler`); dropping their cached pages leaves memory
+    as a delete would. Call after ``os.sync()``: only clean pages are dropped.
+    """
+    if SCRATCH.resolve() not in Path(folder).resolve().parents:
+        raise RuntimeError(f"refusing to retire {folder}: not below {SCRATCH}")
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_size >= large:
+                    os.unlink(path)
+                    continue
+                descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(descriptor)
+
+
 # Disk and CPU probes ------------------------------------------------------------------------------------------------
 
 
@@ -257,8 +283,10 @@ class Settler:
     (:meth:`deleted`). ext4 without a journal, as on this machine's disk, does not reuse an inode
     freed less than 60 s ago (300 s more while its inode-table block is unwritten), and every file
     created meanwhile scans past those inodes: right after deleting 100,000 files, creating
-    files costs several times its usual CPU time. The probe alone misses this, as its few files
-    may land where nothing was deleted.
+    files costs several times its usual CPU time. New files written into the same inode-table
+    blocks keep those blocks unwritten, so the slow-down can last minutes. The probe alone misses
+    this, as its few files may land where nothing was deleted. The harness therefore deletes
+    runs' images only at its end, or when the disk runs short (:meth:`Bench.cleanup`).
     """
 
     minimum: float
@@ -508,12 +536,16 @@ class Bench:
         return attempts
 
     def cleanup(self, folder: Path) -> None:
-        """Delete a run's data after its time is recorded, then sync (the next run settles first)."""
+        """Put a run's data out of the next run's way once its time is recorded (the next run settles first)."""
         if self.args.keep:
             return
-        remove_tree(folder)
         os.sync()
-        self.settle.deleted()
+        if shutil.disk_usage(SCRATCH).free < self.args.keep_free_gb * 2**30:
+            remove_tree(folder)
+            os.sync()
+            self.settle.deleted()
+        else:
+            retire(folder)
 
     # one run of each kind
 
@@ -877,10 +909,14 @@ def caution(runs: list[Run], args) -> str:
 
 def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
     settle = (
-        f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after the last run's files were "
-        f"deleted) and until, for {args.quiet_seconds} s, IO pressure stayed below "
+        f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after any large delete) and until, for {args.quiet_seconds} s, IO pressure stayed below "
         f"{args.io_quiet:g} %, CPU use below {args.cpu_quiet:g} % and creating a small file took at most "
         f"{args.probe_factor:g}x the best time seen (at most {args.settle_max:g} s)"
+    )
+    settle += (
+        "; finished runs' images were kept, their page cache dropped, until the end"
+        if not args.keep
+        else "; every run's files were kept"
     )
     parts = [
         f"# pixelflow benchmark: {scenario}{' (quick mode)' if args.quick else ''}",
@@ -965,6 +1001,13 @@ def parse_args(argv=None):
         "--after-delete",
         type=float,
         help="minimum seconds between deleting a run's files and the next run (default: 65; --quick: 0)",
+    )
+    parser.add_argument(
+        "--keep-free-gb",
+        type=float,
+        default=8.0,
+        help="keep finished runs' images until the end while the disk has this many GiB free, "
+        "else delete them at once (default: %(default)s)",
     )
     parser.add_argument(
         "--io-quiet",
