@@ -909,7 +909,8 @@ def caution(runs: list[Run], args) -> str:
 
 def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
     settle = (
-        f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after any large delete) and until, for {args.quiet_seconds} s, IO pressure stayed below "
+        f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after any large delete) "
+        f"and until, for {args.quiet_seconds} s, IO pressure stayed below "
         f"{args.io_quiet:g} %, CPU use below {args.cpu_quiet:g} % and creating a small file took at most "
         f"{args.probe_factor:g}x the best time seen (at most {args.settle_max:g} s)"
     )
