@@ -31,8 +31,8 @@ def write_manifest(path, rows) -> None:
         Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def read_manifest(shard_dir) -> list[dict]:
-    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``."""
+def _manifest_lines(shard_dir) -> tuple[str, str, list[str]]:
+    """A shard's manifest name, the prefix that turns its files into paths, and its data lines."""
     base = os.fspath(shard_dir)
     manifest = os.path.join(base, MANIFEST_NAME)
     try:
@@ -45,12 +45,21 @@ def read_manifest(shard_dir) -> list[dict]:
         raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
     if lines and lines[-1] == "":
         lines.pop()
-    prefix = os.path.join(base, "")
+    return manifest, os.path.join(base, ""), lines
+
+
+def _field_count_error(manifest: str, number: int, count: int) -> ValueError:
+    return ValueError(f"{manifest}: line {number} has {count} fields, not {len(MANIFEST_COLUMNS)}")
+
+
+def read_manifest(shard_dir) -> list[dict]:
+    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``."""
+    manifest, prefix, lines = _manifest_lines(shard_dir)
     rows = []
     for number, line in enumerate(lines, start=2):
         fields = line.split("\t")
         if len(fields) != len(MANIFEST_COLUMNS):
-            raise ValueError(f"{manifest}: line {number} has {len(fields)} fields, not {len(MANIFEST_COLUMNS)}")
+            raise _field_count_error(manifest, number, len(fields))
         index, file, height, width, channels, dtype, digest = fields
         rows.append(
             {
@@ -74,6 +83,50 @@ def read_manifests(shard_dirs) -> list[dict]:
         if row["index"] != expected:
             raise ValueError(f"{row['path']}: index {row['index']} found where {expected} was expected")
     return rows
+
+
+def _shard_paths(shard_dir) -> tuple[list[int], list[str], dict[str, str]]:
+    """A shard's indexes and paths in manifest order, and each distinct image layout text with its first path."""
+    manifest, prefix, lines = _manifest_lines(shard_dir)
+    indexes, paths, layouts = [], [], {}
+    for number, line in enumerate(lines, start=2):
+        index, file, layout = line.split("\t", 2) if line.count("\t") == len(MANIFEST_COLUMNS) - 1 else (None,) * 3
+        if index is None:
+            raise _field_count_error(manifest, number, line.count("\t") + 1)
+        path = file if file.startswith("/") else prefix + file
+        indexes.append(int(index))
+        paths.append(path)
+        layouts.setdefault(layout.rpartition("\t")[0], path)
+    return indexes, paths, layouts
+
+
+def read_image_paths(shard_dirs) -> tuple[list[str], list[tuple[str, tuple, str]]]:
+    """The image paths of several shards in index order, and each distinct (first path, shape, dtype).
+
+    The same checks as :func:`read_manifests` at a fraction of its time and memory, for
+    jobs that need only where the images are and what form they share (the stack).
+    The forms are listed in the order of their first image.
+    """
+    parts = sorted((_shard_paths(shard) for shard in shard_dirs), key=lambda part: part[0][:1])
+    indexes = [index for part in parts for index in part[0]]
+    if indexes != list(range(len(indexes))):
+        rows = read_manifests(shard_dirs)  # in order, or the error naming the first misplaced index
+        return [row["path"] for row in rows], _row_forms(rows)
+    paths = [path for part in parts for path in part[1]]
+    forms = {}
+    for part in parts:
+        for layout, path in part[2].items():
+            height, width, channels, dtype = layout.split("\t")
+            row = {"height": int(height), "width": int(width), "channels": int(channels)}
+            forms.setdefault((image_shape(row), dtype), path)
+    return paths, [(path, shape, dtype) for (shape, dtype), path in forms.items()]
+
+
+def _row_forms(rows: list[dict]) -> list[tuple[str, tuple, str]]:
+    forms = {}
+    for row in rows:
+        forms.setdefault((image_shape(row), row["dtype"]), row["path"])
+    return [(path, shape, dtype) for (shape, dtype), path in forms.items()]
 
 
 def image_shape(row: dict) -> tuple:

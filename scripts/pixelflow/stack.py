@@ -26,7 +26,7 @@ import numpy as np
 
 from pixelflow.atomic import atomic_file
 from pixelflow.imageio import ImageError, read_image
-from pixelflow.manifest import image_shape
+from pixelflow.manifest import read_image_paths
 from pixelflow.runner import chunk_bounds, parallel_map
 
 BLOCK_BYTES = 4 << 20
@@ -45,17 +45,21 @@ def stack_write_mode() -> str:
     return mode
 
 
-def stack_layout(rows: list[dict]) -> tuple[tuple, str]:
-    """The common (shape, dtype) of all images, or an error naming the first misfit."""
-    if not rows:
+def stack_layout(paths: list[str], forms: list[tuple[str, tuple, str]]) -> tuple[tuple, str]:
+    """The one (shape, dtype) of all images, or an error naming the first image of another form.
+
+    ``forms`` lists each distinct (first path, shape, dtype) in image order, as
+    :func:`pixelflow.manifest.read_image_paths` gives them.
+    """
+    if not paths:
         raise ValueError("the dataset has no images to stack")
-    shape, dtype = image_shape(rows[0]), rows[0]["dtype"]
-    for row in rows[1:]:
-        if image_shape(row) != shape or row["dtype"] != dtype:
-            raise ImageError(
-                f"{row['path']}: shape {list(image_shape(row))} {row['dtype']} differs from "
-                f"{list(shape)} {dtype} of the first image {rows[0]['path']}; a stack needs one shape and dtype"
-            )
+    (first, shape, dtype), *others = forms
+    if others:
+        misfit, other_shape, other_dtype = others[0]
+        raise ImageError(
+            f"{misfit}: shape {list(other_shape)} {other_dtype} differs from "
+            f"{list(shape)} {dtype} of the first image {first}; a stack needs one shape and dtype"
+        )
     return shape, dtype
 
 
@@ -208,8 +212,8 @@ def describe_blocks(bounds: tuple[int, int]) -> str:
     return f"stack blocks {bounds[0]}..{bounds[1] - 1}"
 
 
-def build_stack(output, rows: list[dict], processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None):
-    """Write all images of ``rows`` (index order) to ``output`` as one array; return its shape.
+def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None):
+    """Write all images of the shards (index order) to ``output`` as one array; return its shape.
 
     ``writes`` is ``direct`` or ``buffered`` (default: :func:`stack_write_mode`);
     ``block_bytes`` must be a multiple of DIRECT_ALIGN.
@@ -217,11 +221,11 @@ def build_stack(output, rows: list[dict], processes: int, block_bytes: int = BLO
     if block_bytes <= 0 or block_bytes % DIRECT_ALIGN:
         raise ValueError(f"block_bytes {block_bytes} is not a positive multiple of {DIRECT_ALIGN}")
     writes = writes or stack_write_mode()
-    shape, dtype = stack_layout(rows)
-    full_shape = (len(rows), *shape)
+    paths, forms = read_image_paths(shard_dirs)
+    shape, dtype = stack_layout(paths, forms)
+    full_shape = (len(paths), *shape)
     header = npy_header(full_shape, dtype)
     total = len(header) + int(np.prod(full_shape)) * np.dtype(dtype).itemsize
-    paths = [str(row["path"]) for row in rows]
     with atomic_file(Path(output)) as temporary:
         Path(temporary).touch()
         direct = writes == "direct" and _open_direct(temporary, -(-total // DIRECT_ALIGN) * DIRECT_ALIGN)

@@ -12,6 +12,7 @@ from pixelflow.manifest import (
     MANIFEST_COLUMNS,
     MANIFEST_NAME,
     image_shape,
+    read_image_paths,
     read_manifest,
     read_manifests,
     write_manifest,
@@ -200,6 +201,51 @@ def test_read_manifests_rejects_gaps_and_duplicates(tmp_path, shard_indexes):
     shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
     with pytest.raises(ValueError, match="expected"):
         read_manifests(shards)
+
+
+@pytest.mark.parametrize(
+    "shard_indexes",
+    [([0, 1, 2], [3, 4]), ([3, 4], [0, 1, 2]), ([2, 0, 1], [4, 3]), ([0, 2, 4], [1, 3]), ([], [0, 1])],
+    ids=["in order", "shards reversed", "rows out of order", "interleaved shards", "an empty shard"],
+)
+def test_read_image_paths_agrees_with_read_manifests(tmp_path, shard_indexes):
+    shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
+    rows = read_manifests(shards)
+    paths, forms = read_image_paths(shards)
+    assert paths == [row["path"] for row in rows]
+    assert forms == [(rows[0]["path"], (2, 3), "uint8")]
+
+
+def test_read_image_paths_lists_each_form_at_its_first_image(tmp_path):
+    shard = tmp_path / "s0"
+    shard.mkdir()
+    forms = {0: (2, 3, 1, "uint8"), 1: (2, 3, 1, "uint8"), 2: (4, 3, 3, "uint8"), 3: (2, 3, 1, "uint16")}
+    forms |= {4: forms[2], 5: forms[3]}
+    write_manifest(shard / MANIFEST_NAME, [(i, f"img_{i}.png", *form, "0" * 64) for i, form in forms.items()])
+    other = fake_shard(tmp_path / "s1", [6, 7])
+    paths, listed = read_image_paths([other, shard])
+    assert listed == [(paths[0], (2, 3), "uint8"), (paths[2], (4, 3, 3), "uint8"), (paths[3], (2, 3), "uint16")]
+
+
+@pytest.mark.parametrize(
+    "shard_indexes",
+    [([0, 1], [3, 4]), ([1, 2],), ([0, 1], [1, 2]), ([0, 2],)],
+    ids=["gap between shards", "missing zero", "duplicate", "gap inside"],
+)
+def test_read_image_paths_rejects_gaps_and_duplicates(tmp_path, shard_indexes):
+    shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
+    with pytest.raises(ValueError, match="expected"):
+        read_image_paths(shards)
+
+
+@pytest.mark.parametrize("reader", [read_manifest, lambda shard: read_image_paths([shard])])
+@pytest.mark.parametrize("line", ["3\timg_3.png\t2\t3\t1\tuint8", "3\timg_3.png\t2\t3\t1\tuint8\tab\tcd"])
+def test_a_line_with_a_wrong_field_count_is_named(tmp_path, reader, line):
+    shard = fake_shard(tmp_path / "s0", [0, 1, 2])
+    with open(shard / MANIFEST_NAME, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(ValueError, match=rf"{MANIFEST_NAME}: line 5 has {line.count(chr(9)) + 1} fields"):
+        reader(shard)
 
 
 def test_read_manifest_names_a_missing_manifest(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pixelflow.datasets import write_generated_shard
 from pixelflow.imageio import ImageError, read_image, write_image
-from pixelflow.manifest import read_manifests
+from pixelflow.manifest import read_image_paths, read_manifests
 from pixelflow.runner import WorkerError
 from pixelflow.stack import BLOCK_BYTES, WRITE_MODES, build_stack, stack_layout, stack_write_mode
 
@@ -43,11 +43,11 @@ def make_dataset(folder, name, shape, dtype, fmt, counts, generator="uniform", s
 def test_stack_equals_the_images_in_index_order(tmp_path, shape, dtype, fmt, processes, block_bytes, writes):
     # 120 images: several blocks of 4 KiB, with images cut at block edges
     shards = make_dataset(tmp_path / "data", "stackme", shape, dtype, fmt, [40, 30, 50], generator="gaussian_ramp")
-    rows = read_manifests(reversed(shards))  # shard order does not matter, indexes do
     output = tmp_path / "stack.npy"
-    returned = build_stack(output, rows, processes, block_bytes=block_bytes, writes=writes)
+    # shard order does not matter, indexes do
+    returned = build_stack(output, list(reversed(shards)), processes, block_bytes=block_bytes, writes=writes)
     stack = np.load(output)
-    expected = np.stack([read_image(row["path"]) for row in rows])
+    expected = np.stack([read_image(row["path"]) for row in read_manifests(shards)])
     assert returned == stack.shape == expected.shape == (120, *shape)
     assert stack.dtype == np.dtype(dtype)
     assert np.array_equal(stack, expected)
@@ -58,9 +58,8 @@ def test_stack_equals_the_images_in_index_order(tmp_path, shape, dtype, fmt, pro
 def test_the_file_is_exactly_what_numpy_saves(tmp_path, count):
     # 10-byte images: the data ends before, at or after a 4 KiB edge, so direct writes pad and truncate
     shards = make_dataset(tmp_path / "data", "exact", (2, 5), "uint8", "png", [count])
-    rows = read_manifests(shards)
-    build_stack(tmp_path / "stack.npy", rows, 2, block_bytes=4096, writes="direct")
-    np.save(tmp_path / "saved.npy", np.stack([read_image(row["path"]) for row in rows]))
+    build_stack(tmp_path / "stack.npy", shards, 2, block_bytes=4096, writes="direct")
+    np.save(tmp_path / "saved.npy", np.stack([read_image(row["path"]) for row in read_manifests(shards)]))
     assert (tmp_path / "stack.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
 
 
@@ -80,7 +79,7 @@ def test_mixed_shapes_name_the_first_misfit_and_leave_nothing(tmp_path):
     rows = read_manifests(shards)
     output = tmp_path / "out" / "stack.npy"
     with pytest.raises(ImageError) as caught:
-        build_stack(output, rows, 2)
+        build_stack(output, shards, 2)
     message = str(caught.value)
     assert str(rows[3]["path"]) in message  # the first image of another shape
     assert str(rows[4]["path"]) not in message and str(rows[5]["path"]) not in message
@@ -93,7 +92,7 @@ def test_mixed_dtypes_are_rejected_too(tmp_path):
     shards += make_dataset(tmp_path / "b", "mixed", (4, 4), "uint16", "png", [2], start=2)
     rows = read_manifests(shards)
     with pytest.raises(ImageError, match=str(rows[2]["path"])):
-        stack_layout(rows)
+        stack_layout(*read_image_paths(shards))
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -103,7 +102,7 @@ def test_an_image_changed_after_its_manifest_fails_and_leaves_no_stack(tmp_path,
     write_image(rows[4]["path"], np.zeros((5, 6), np.uint8))  # same name, other shape
     output = tmp_path / "stack.npy"
     with pytest.raises((WorkerError, ImageError)) as caught:
-        build_stack(output, rows, processes, block_bytes=4096)
+        build_stack(output, shards, processes, block_bytes=4096)
     assert str(rows[4]["path"]) in str(caught.value)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no stack.npy, no partial
 
