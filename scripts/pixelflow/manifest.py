@@ -90,9 +90,9 @@ def _shard_paths(shard_dir) -> tuple[list[int], list[str], dict[str, str]]:
     manifest, prefix, lines = _manifest_lines(shard_dir)
     indexes, paths, layouts = [], [], {}
     for number, line in enumerate(lines, start=2):
-        index, file, layout = line.split("\t", 2) if line.count("\t") == len(MANIFEST_COLUMNS) - 1 else (None,) * 3
-        if index is None:
+        if line.count("\t") != len(MANIFEST_COLUMNS) - 1:
             raise _field_count_error(manifest, number, line.count("\t") + 1)
+        index, file, layout = line.split("\t", 2)
         path = file if file.startswith("/") else prefix + file
         indexes.append(int(index))
         paths.append(path)
@@ -113,16 +113,17 @@ def read_image_paths(shard_dirs) -> tuple[list[str], list[tuple[str, tuple, str]
         rows = read_manifests(shard_dirs)  # in order, or the error naming the first misplaced index
         return [row["path"] for row in rows], _row_forms(rows)
     paths = [path for part in parts for path in part[1]]
-    forms = {}
-    for part in parts:
-        for layout, path in part[2].items():
-            height, width, channels, dtype = layout.split("\t")
-            row = {"height": int(height), "width": int(width), "channels": int(channels)}
-            forms.setdefault((image_shape(row), dtype), path)
-    return paths, [(path, shape, dtype) for (shape, dtype), path in forms.items()]
+    return paths, _row_forms([_layout_row(layout, path) for part in parts for layout, path in part[2].items()])
+
+
+def _layout_row(layout: str, path: str) -> dict:
+    """The row fields of a layout text (height, width, channels, dtype), with ``path``."""
+    height, width, channels, dtype = layout.split("\t")
+    return {"height": int(height), "width": int(width), "channels": int(channels), "dtype": dtype, "path": path}
 
 
 def _row_forms(rows: list[dict]) -> list[tuple[str, tuple, str]]:
+    """Each distinct (shape, dtype) of ``rows`` as (its first row's path, shape, dtype)."""
     forms = {}
     for row in rows:
         forms.setdefault((image_shape(row), row["dtype"]), row["path"])
