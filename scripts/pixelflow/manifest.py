@@ -107,6 +107,7 @@ def read_image_paths(shard_dirs) -> tuple[list[str], list[tuple[str, tuple, str]
     jobs that need only where the images are and what form they share (the stack).
     The forms are listed in the order of their first image.
     """
+    shard_dirs = list(shard_dirs)  # read twice when the fast path does not apply
     parts = sorted((_shard_paths(shard) for shard in shard_dirs), key=lambda part: part[0][:1])
     indexes = [index for part in parts for index in part[0]]
     if indexes != list(range(len(indexes))):

@@ -197,10 +197,11 @@ def test_read_manifests_orders_rows_across_shards(tmp_path):
     [([0, 1], [3, 4]), ([1, 2],), ([0, 1], [1, 2]), ([0, 2],)],
     ids=["gap between shards", "missing zero", "duplicate", "gap inside"],
 )
-def test_read_manifests_rejects_gaps_and_duplicates(tmp_path, shard_indexes):
+@pytest.mark.parametrize("reader", [read_manifests, read_image_paths])
+def test_manifest_readers_reject_gaps_and_duplicates(tmp_path, shard_indexes, reader):
     shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
     with pytest.raises(ValueError, match="expected"):
-        read_manifests(shards)
+        reader(shards)
 
 
 @pytest.mark.parametrize(
@@ -225,17 +226,6 @@ def test_read_image_paths_lists_each_form_at_its_first_image(tmp_path):
     other = fake_shard(tmp_path / "s1", [6, 7])
     paths, listed = read_image_paths([other, shard])
     assert listed == [(paths[0], (2, 3), "uint8"), (paths[2], (4, 3, 3), "uint8"), (paths[3], (2, 3), "uint16")]
-
-
-@pytest.mark.parametrize(
-    "shard_indexes",
-    [([0, 1], [3, 4]), ([1, 2],), ([0, 1], [1, 2]), ([0, 2],)],
-    ids=["gap between shards", "missing zero", "duplicate", "gap inside"],
-)
-def test_read_image_paths_rejects_gaps_and_duplicates(tmp_path, shard_indexes):
-    shards = [fake_shard(tmp_path / f"s{k}", indexes) for k, indexes in enumerate(shard_indexes)]
-    with pytest.raises(ValueError, match="expected"):
-        read_image_paths(shards)
 
 
 @pytest.mark.parametrize("reader", [read_manifest, lambda shard: read_image_paths([shard])])
