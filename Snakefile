@@ -12,11 +12,15 @@ if not workflow.overwrite_configfiles:
     configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
+report: "rules/captions/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/datasets.smk"
 include: "rules/maps.smk"
 include: "rules/mosaics.smk"
 include: "rules/stats.smk"
+include: "rules/report.smk"
 
 
 rule all:

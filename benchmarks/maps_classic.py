@@ -8,12 +8,12 @@ classic
     the source pixel it comes from (``math`` module, nearest neighbour); a
     ``ProcessPoolExecutor`` with 2 workers maps a row function over the rows.
 reprojection
-    ``pixelflow.reproject.reproject_file`` on the same map and size (up to 2
+    ``pixelflow.maps.reproject.reproject_file`` on the same map and size (up to 2
     threads; at 2 Mpx it runs on one, see ``PIXELS_PER_THREAD``; bilinear,
     0.125 px error threshold), written as an uncompressed TIFF, in this
     process after one warm-up call (no interpreter start-up or imports).
     Cached: the same, reading the coarse grid from an inverse-map file
-    written once beforehand (``pixelflow.inverse_cache``).
+    written once beforehand (``pixelflow.maps.inverse_cache``).
 workflow
     A whole ``snakemake --cores 2`` run (engine start-up, planning, the job's
     interpreter, PNG output) in a fresh folder, of a config with only this map
@@ -77,17 +77,19 @@ def classic(processes=2):
 
 def reprojection(folder, inverse=None):
     sys.path.insert(0, str(REPO / "scripts"))
-    from pixelflow.reproject import reproject_file
+    from pixelflow.maps.reproject import reproject_file
 
     projection = {"kind": "transverse_mercator"}
-    reproject_file(MAP, Path(folder) / "pole_shift.tif", {}, projection, (WIDTH, None), threads=2, inverse_path=inverse)
+    reproject_file(
+        MAP, Path(folder) / "pole_shift.tif", {}, {**projection, "width": WIDTH}, threads=2, inverse_path=inverse
+    )
 
 
 def write_cache(folder) -> Path:
     """The inverse map of this map and projection at the defaults, as the map_inverse job writes it."""
     sys.path.insert(0, str(REPO / "scripts"))
-    from pixelflow import plan_maps
-    from pixelflow.inverse_cache import write_inverse_map
+    from pixelflow.maps.inverse_cache import write_inverse_map
+    from pixelflow.planning import maps as plan_maps
 
     source = plan_maps.source_grid({}, *plan_maps.image_size(MAP))
     spec = plan_maps.inverse_spec({"kind": "transverse_mercator"}, WIDTH, HEIGHT, source, 0.125, 8)

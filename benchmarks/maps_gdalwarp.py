@@ -119,9 +119,9 @@ def mapping_error(rows_every: int = 5) -> float:
     """
     sys.path.insert(0, str(REPO / "scripts"))
     import numpy as np
-    from pixelflow.georef import source_geometry
-    from pixelflow.inverse_map import exact_coordinates, interpolated_coordinates, mapping_task
-    from pixelflow.reproject import plan_tiles
+    from pixelflow.maps.georef import source_geometry
+    from pixelflow.maps.inverse_map import exact_coordinates, interpolated_coordinates, mapping_task
+    from pixelflow.maps.reproject import plan_tiles
 
     geometry = source_geometry({}, WIDTH, HEIGHT)
     task = mapping_task({"kind": "transverse_mercator"}, WIDTH, HEIGHT, geometry, 0.125, 8)

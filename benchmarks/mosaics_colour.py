@@ -4,7 +4,7 @@ Target: astronaut (512x512 RGB), 16-px tiles (1,024 cells). Library: 5,000
 16-px tiles, evenly spaced among the non-overlapping pieces of five other
 sample photos (mosaics_common.colour_library). ``max_repeats: 1``, 2
 processes. Timed: matching + assembly (and, separately, target features), as
-reported by ``pixelflow.mosaic.make_mosaic``; the library's features are
+reported by ``pixelflow.mosaics.render.make_mosaic``; the library's features are
 computed once per library by its own rule and not timed here.
 
 Usage: ``python benchmarks/mosaics_colour.py [--repeats 5]``
@@ -14,8 +14,8 @@ import argparse
 import statistics
 
 from mosaics_common import colour_library, machine, markdown_table, sample
-from pixelflow.mosaic import make_mosaic
-from pixelflow.tiles import pooled_features
+from pixelflow.mosaics.render import make_mosaic
+from pixelflow.mosaics.tiles import pooled_features
 
 TILE = 16
 VARIANTS = [(1, 0.0), (2, 0.0), (4, 0.0), (8, 0.0), (4, 0.5)]

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from pixelflow.tiles import cut_tiles, evenly_spaced, merge_tiles, orient, to_uint8_grey_or_rgb  # noqa: E402
+from pixelflow.mosaics.tiles import cut_tiles, evenly_spaced, merge_tiles, orient, to_uint8_grey_or_rgb  # noqa: E402
 
 GREY_LIBRARY_IMAGES = ("astronaut", "cell", "chelsea", "coffee", "logo", "shepp_logan_phantom", "text")
 COLOUR_LIBRARY_IMAGES = ("chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")

@@ -9,7 +9,7 @@ whose initializer hands each worker the library once and fits a scikit-learn
 16x16 target tile per task, and each task asks ``kneighbors`` for that one
 tile's nearest library tile. The parent pastes the tiles together.
 
-pixelflow: ``pixelflow.mosaic.make_mosaic`` on the library's pooled features
+pixelflow: ``pixelflow.mosaics.render.make_mosaic`` on the library's pooled features
 (computed once per library by its own rule in the workflow, so not timed
 here), no reuse limit, 2 processes, features and colour correction as listed
 (grid 8 in CIELAB is the configuration compared with the baseline). Timed:
@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 from mosaics_common import grey_library, machine, markdown_table, sample, timed
-from pixelflow.mosaic import make_mosaic, quality
-from pixelflow.tiles import pooled_features
+from pixelflow.mosaics.render import make_mosaic, quality
+from pixelflow.mosaics.tiles import pooled_features
 
 TILE = 16
 _worker = {}

@@ -1,6 +1,6 @@
 """Exact nearest-neighbour search: BLAS distance blocks against scipy's cKDTree, one process.
 
-Sets ``pixelflow.matching.KDTREE_MAX_DIMENSIONS`` (the dimension up to which
+Sets ``pixelflow.mosaics.matching.KDTREE_MAX_DIMENSIONS`` (the dimension up to which
 ``method: auto`` picks the k-d tree). Library rows are the Lab features of the
 colour sample tiles (mosaics_common.colour_library, all pieces, 4 rotations)
 at grids 1, 2, 4 and 8; queries are the astronaut's cells. Times include
@@ -13,9 +13,9 @@ import argparse
 
 import numpy as np
 from mosaics_common import colour_library, machine, markdown_table, sample, timed
-from pixelflow.matching import build_index, nearest
+from pixelflow.mosaics.matching import build_index, nearest
+from pixelflow.mosaics.tiles import cut_tiles, grid_features, orient, pooled_features
 from pixelflow.runner import limit_native_threads
-from pixelflow.tiles import cut_tiles, grid_features, orient, pooled_features
 
 
 def main(argv=None):

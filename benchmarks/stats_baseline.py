@@ -17,7 +17,7 @@ import skimage.io
 import skimage.util
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from pixelflow.generators import generate_image  # noqa: E402
+from pixelflow.datasets.generators import generate_image  # noqa: E402
 
 SEED = 2026
 DATASET = "noise"

@@ -13,9 +13,9 @@ end-to-end
 kernel
     Per-image time (best of 7 repeats) of one σ = 10 filter on one thread: skimage.filters.gaussian,
     scipy.ndimage.gaussian_filter, cv2.GaussianBlur (explicit kernel size) and
-    pixelflow.filters.gaussian, on the same float32 image.
+    pixelflow.stats.filters.gaussian, on the same float32 image.
 tune (``--tune``, only)
-    The choices inside pixelflow.filters: per image and kernel radius, OpenCV's separable filter
+    The choices inside pixelflow.stats.filters: per image and kernel radius, OpenCV's separable filter
     against the band-matrix products for several band sizes, and a dense matrix for short axes.
 
 Before every timed process the harness's settler (benchmarks/harness.py) syncs and waits until
@@ -155,13 +155,13 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
     import skimage.filters
 
     sys.path.insert(0, str(REPO / "scripts"))
-    from pixelflow import filters
     from pixelflow.runner import limit_native_threads
+    from pixelflow.stats import filters
 
     limit_native_threads(1)
     radius = filters.kernel_radius(sigma)
     lines = [
-        "| size | skimage.filters.gaussian | scipy.ndimage | cv2.GaussianBlur | pixelflow.filters.gaussian "
+        "| size | skimage.filters.gaussian | scipy.ndimage | cv2.GaussianBlur | pixelflow.stats.filters.gaussian "
         "| speed-up vs skimage |",
         "|---|---|---|---|---|---|",
     ]
@@ -194,8 +194,8 @@ def tune_table(sizes=(32, 64, 96, 128, 512, 2048), radii=(2, 4, 6, 8, 12, 20, 40
     import numpy as np
 
     sys.path.insert(0, str(REPO / "scripts"))
-    from pixelflow import filters
     from pixelflow.runner import limit_native_threads
+    from pixelflow.stats import filters
 
     limit_native_threads(1)
     lines = [

@@ -1,6 +1,24 @@
+# Rules of the datasets stage; planning in scripts/pixelflow/planning/datasets.py.
+
+
+def shard_threads(wildcards):
+    """Worker processes of a shard job: --cores shared among the dataset's shards, at most max_threads.
+
+    Single-process shard jobs side by side, each creating files in its own
+    folder, measured faster than multi-process jobs one after the other.
+    """
+    shards = len(dataset_plan(wildcards).shards)
+    return datasets_plan.shard_job_threads(config["max_threads"], provided_cores(), shards)
+
+
 rule dataset_shard:
     input:
-        unpack(shard_inputs),
+        unpack(
+            lambda wildcards: {
+                "code": core_modules("dataset_shard.py"),
+                **datasets_plan.shard_inputs(dataset_plan(wildcards), wildcards.shard),
+            }
+        ),
     output:
         directory("results/datasets/{dataset}/shard-{shard}"),
     log:
@@ -11,10 +29,16 @@ rule dataset_shard:
         "../envs/pixelflow.yaml"
     threads: shard_threads
     resources:
-        mem_mb=shard_mem_mb,
-        runtime=shard_runtime,
+        mem_mb=lambda wildcards, attempt: datasets_plan.shard_mem_mb(
+            config, wildcards.dataset, attempt
+        ),
+        runtime=lambda wildcards, attempt: datasets_plan.shard_runtime(
+            config, dataset_plan(wildcards), attempt
+        ),
     params:
-        shard=shard_params,
+        shard=lambda wildcards: datasets_plan.shard_params(
+            config, dataset_plan(wildcards), wildcards.shard
+        ),
     script:
         "../scripts/dataset_shard.py"
 
@@ -33,7 +57,9 @@ rule dataset_index:
         "../envs/pixelflow.yaml"
     threads: 1
     resources:
-        mem_mb=manifest_job_mem_mb,
+        mem_mb=lambda wildcards, attempt: datasets_plan.index_mem_mb(
+            dataset_plan(wildcards), attempt
+        ),
         runtime=per_attempt(5),
     params:
         shards=lambda wildcards: [
@@ -55,10 +81,14 @@ rule dataset_stack:
         "results/benchmarks/datasets/{dataset}/stack.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: job_threads("dataset_stack")
+    threads: config["max_threads"]
     resources:
-        mem_mb=manifest_job_mem_mb,
-        runtime=stack_runtime,
+        mem_mb=lambda wildcards, attempt: datasets_plan.index_mem_mb(
+            dataset_plan(wildcards), attempt
+        ),
+        runtime=lambda wildcards, attempt: datasets_plan.stack_runtime(
+            config, dataset_plan(wildcards), attempt
+        ),
     script:
         "../scripts/dataset_stack.py"
 

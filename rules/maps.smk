@@ -1,11 +1,9 @@
-# Rules of the maps stage; helper functions live in scripts/pixelflow/plan_maps.py.
+# Rules of the maps stage; planning in scripts/pixelflow/planning/maps.py.
 
-
-plan_maps.check_config(config, Path.cwd())
-MAP_IMAGE = plan_maps.IMAGE_SUFFIXES[config["reprojection"]["format"]]
-MAP_WORLD_FILE = plan_maps.WORLD_SUFFIXES[config["reprojection"]["format"]]
+MAP_IMAGE = maps_plan.image_suffix(config)
+MAP_WORLD_FILE = maps_plan.world_suffix(config)
 # {(map, projection): key} and {key: spec} of the cached inverse maps (none unless cache_inverse).
-MAP_INVERSE_KEYS, MAP_INVERSE_SPECS = plan_maps.plan_inverses(config, Path.cwd())
+MAP_INVERSE_KEYS, MAP_INVERSE_SPECS = maps_plan.plan_inverses(config, WORKDIR)
 
 
 wildcard_constraints:
@@ -18,7 +16,7 @@ rule map_inverse:
     input:
         code=core_modules("map_inverse.py"),
     output:
-        f"{plan_maps.INVERSE_FOLDER}/{{key}}{plan_maps.INVERSE_SUFFIX}",
+        f"{maps_plan.INVERSE_FOLDER}/{{key}}{maps_plan.INVERSE_SUFFIX}",
     log:
         "results/logs/maps/inverse/{key}.log",
     benchmark:
@@ -27,12 +25,12 @@ rule map_inverse:
         "../envs/pixelflow.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: plan_maps.inverse_mem_mb(
+        mem_mb=lambda wildcards, attempt: maps_plan.inverse_mem_mb(
             MAP_INVERSE_SPECS, wildcards.key, attempt
         ),
         runtime=per_attempt(10),
     params:
-        spec=lambda wildcards: plan_maps.inverse_spec_of(
+        spec=lambda wildcards: maps_plan.inverse_spec_of(
             MAP_INVERSE_SPECS, wildcards.key
         ),
     script:
@@ -42,7 +40,7 @@ rule map_inverse:
 rule map_reproject:
     input:
         unpack(
-            lambda wildcards: plan_maps.cached_inverse(
+            lambda wildcards: maps_plan.cached_inverse(
                 MAP_INVERSE_KEYS, wildcards.map, wildcards.projection
             )
         ),
@@ -63,15 +61,15 @@ rule map_reproject:
         "results/benchmarks/maps/{map}/{projection}.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: lambda wildcards: plan_maps.job_threads(config, wildcards.projection)
+    threads: lambda wildcards: maps_plan.job_threads(config, wildcards.projection)
     resources:
-        mem_mb=lambda wildcards, attempt: plan_maps.job_mem_mb(
+        mem_mb=lambda wildcards, attempt: maps_plan.job_mem_mb(
             config, wildcards.map, wildcards.projection, attempt
         ),
         runtime=per_attempt(10),
     params:
-        geometry=lambda wildcards: plan_maps.map_geometry(config, wildcards.map),
-        projection=lambda wildcards: plan_maps.projection_spec(
+        geometry=lambda wildcards: maps_plan.map_geometry(config, wildcards.map),
+        projection=lambda wildcards: maps_plan.projection_spec(
             config, wildcards.projection
         ),
         settings=config["reprojection"],

@@ -1,4 +1,4 @@
-# Rules of the mosaics stage; helper functions live in scripts/pixelflow/plan_mosaics.py.
+# Rules of the mosaics stage; planning in scripts/pixelflow/planning/mosaics.py.
 
 
 rule mosaic_sample:
@@ -11,7 +11,7 @@ rule mosaic_sample:
     benchmark:
         "results/benchmarks/mosaics/samples/{sample}.tsv"
     wildcard_constraints:
-        sample="|".join(plan_mosaics.SKIMAGE_SAMPLES),
+        sample="|".join(mosaics_plan.SKIMAGE_SAMPLES),
     conda:
         "../envs/pixelflow.yaml"
     threads: 1
@@ -25,8 +25,8 @@ rule mosaic_sample:
 rule mosaic_library:
     input:
         unpack(
-            lambda wildcards: plan_mosaics.library_inputs(
-                config, wildcards.library, shard_dirs
+            lambda wildcards: mosaics_plan.library_inputs(
+                config, DATASETS, wildcards.library, WORKDIR
             )
         ),
         code=core_modules("mosaic_library.py"),
@@ -41,12 +41,12 @@ rule mosaic_library:
         tile=r"[1-9]\d*",
     conda:
         "../envs/pixelflow.yaml"
-    threads: job_threads("mosaic_library")
+    threads: config["max_threads"]
     resources:
         mem_mb=per_attempt(2048),
         runtime=per_attempt(15),
     params:
-        spec=lambda wildcards: plan_mosaics.library_params(config, wildcards.library),
+        spec=lambda wildcards: mosaics_plan.library_params(config, wildcards.library),
         tile=lambda wildcards: int(wildcards.tile),
     script:
         "../scripts/mosaic_library.py"
@@ -54,7 +54,7 @@ rule mosaic_library:
 
 rule mosaic:
     input:
-        unpack(lambda wildcards: plan_mosaics.mosaic_inputs(config, wildcards.mosaic)),
+        unpack(lambda wildcards: mosaics_plan.mosaic_inputs(config, wildcards.mosaic)),
         code=core_modules("mosaic_render.py"),
     output:
         image=report(
@@ -71,11 +71,11 @@ rule mosaic:
         mosaic=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     conda:
         "../envs/pixelflow.yaml"
-    threads: job_threads("mosaic")
+    threads: config["max_threads"]
     resources:
         mem_mb=per_attempt(2048),
         runtime=per_attempt(15),
     params:
-        spec=lambda wildcards: plan_mosaics.mosaic_params(config, wildcards.mosaic),
+        spec=lambda wildcards: mosaics_plan.mosaic_params(config, wildcards.mosaic),
     script:
         "../scripts/mosaic_render.py"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from pixelflow.io.manifest import remove_stale_shards, write_dataset_index
 from pixelflow.joblog import job_log
-from pixelflow.manifest import remove_stale_shards, write_dataset_index
 
 
 def main(job):

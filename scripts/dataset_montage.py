@@ -1,8 +1,8 @@
 """Draw a contact sheet of the first images of a dataset."""
 
+from pixelflow.datasets.montage import write_montage
+from pixelflow.io.manifest import read_manifests
 from pixelflow.joblog import job_log
-from pixelflow.manifest import read_manifests
-from pixelflow.montage import write_montage
 
 
 def main(job):

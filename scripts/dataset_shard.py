@@ -1,6 +1,6 @@
 """Write one dataset shard: generate its images, or check external ones."""
 
-from pixelflow.datasets import write_external_shard, write_generated_shard
+from pixelflow.datasets.shards import write_external_shard, write_generated_shard
 from pixelflow.joblog import job_log
 
 

@@ -1,7 +1,7 @@
 """Stack all images of a dataset into one .npy array."""
 
+from pixelflow.datasets.stack import build_stack
 from pixelflow.joblog import job_log
-from pixelflow.stack import build_stack
 
 
 def main(job):

@@ -1,7 +1,7 @@
 """Compute one inverse map (source grid, projection, size, error threshold, grid step) into its cache file."""
 
-from pixelflow.inverse_cache import write_inverse_map
 from pixelflow.joblog import job_log
+from pixelflow.maps.inverse_cache import write_inverse_map
 
 
 def main(job):

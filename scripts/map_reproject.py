@@ -1,8 +1,8 @@
 """Reproject one map to one projection: the image, its JSON georeferencing and a world file."""
 
-from pixelflow.georef import write_georeference
 from pixelflow.joblog import job_log
-from pixelflow.reproject import reproject_file
+from pixelflow.maps.georef import write_georeference
+from pixelflow.maps.reproject import reproject_file
 
 
 def main(job):
@@ -11,16 +11,11 @@ def main(job):
         inverse = job.input.get("inverse")  # present when the inverse map is cached
         if inverse:
             log.info("coarse grid from the cached inverse map %s", inverse)
-        size = (
-            ("scale", projection["scale"]) if "scale" in projection else projection["width"],
-            projection.get("height"),
-        )
         facts = reproject_file(
             job.input.map,
             job.output.image,
             dict(job.params.geometry),
             projection,
-            size,
             interpolation=settings["interpolation"],
             threshold=settings["error_threshold"],
             grid_step=settings["grid_step"],

@@ -1,10 +1,10 @@
 """Index a tile library: tiles of every image, oriented, with their pooled Lab and RGB features."""
 
+from pixelflow.errors import ConfigError
+from pixelflow.io.manifest import read_manifests
 from pixelflow.joblog import job_log
-from pixelflow.manifest import read_manifests
-from pixelflow.plan import ConfigError
+from pixelflow.mosaics.tiles import build_library, save_library
 from pixelflow.runner import limit_native_threads
-from pixelflow.tiles import build_library, save_library
 
 
 def main(job):

@@ -4,11 +4,11 @@ import json
 import time
 
 from pixelflow.atomic import write_text
-from pixelflow.imageio import read_image, write_image
+from pixelflow.io.images import read_image, write_image
 from pixelflow.joblog import job_log
-from pixelflow.mosaic import make_mosaic
+from pixelflow.mosaics.render import make_mosaic
+from pixelflow.mosaics.tiles import load_library
 from pixelflow.runner import limit_native_threads
-from pixelflow.tiles import load_library
 
 
 def main(job):

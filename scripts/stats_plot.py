@@ -1,8 +1,8 @@
 """Draw a dataset's variance plot from its shard tables."""
 
 from pixelflow.joblog import job_log
-from pixelflow.plots import plot_variance
-from pixelflow.stats_tables import read_table
+from pixelflow.stats.plots import plot_variance
+from pixelflow.stats.tables import read_table
 
 
 def main(job):

@@ -4,9 +4,9 @@ A generated dataset's images are drawn in memory from their own random streams
 (the arrays its shard job stores losslessly); an external dataset's are read.
 """
 
+from pixelflow.io.manifest import read_manifest
 from pixelflow.joblog import job_log
-from pixelflow.manifest import read_manifest
-from pixelflow.variance import write_generated_shard, write_shard
+from pixelflow.stats.variance import write_generated_shard, write_shard
 
 
 def main(job):

@@ -1,7 +1,7 @@
 """Gather a dataset's shard tables into summary.tsv and theory.tsv."""
 
 from pixelflow.joblog import job_log
-from pixelflow.stats_tables import write_summary
+from pixelflow.stats.tables import write_summary
 
 
 def main(job):

@@ -19,6 +19,8 @@ import traceback
 from collections import deque
 from multiprocessing.connection import wait
 
+from pixelflow.errors import WorkerError
+
 START_METHOD_VARIABLE = "PIXELFLOW_START_METHOD"
 NATIVE_THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -31,10 +33,6 @@ NATIVE_THREAD_VARIABLES = (
 
 STARTING = -2  # a worker's slot before its start-up finished
 IDLE = -1  # a worker's slot between chunks
-
-
-class WorkerError(RuntimeError):
-    """A work item failed in a worker, or a worker process died."""
 
 
 def limit_native_threads(threads: int) -> None:

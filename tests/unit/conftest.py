@@ -23,6 +23,6 @@ def watchdog():
 @pytest.fixture(scope="session")
 def schema() -> dict:
     """The workflow's config schema (config/schema.yaml), parsed."""
-    from pixelflow.plan import load_schema
+    from pixelflow.planning.config import load_schema
 
     return load_schema(SCHEMA_PATH)

@@ -73,7 +73,7 @@ def native_threads(_) -> dict:
 
 def generated_bytes(args: tuple) -> bytes:
     """Raw pixel bytes of ``generate_image(*args)``."""
-    from pixelflow.generators import generate_image
+    from pixelflow.datasets.generators import generate_image
 
     return generate_image(*args).tobytes()
 

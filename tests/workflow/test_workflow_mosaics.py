@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import dry_run_plan, partial_entries, run_ok, run_snakemake, tiny_config
-from pixelflow.imageio import read_image, write_image
+from pixelflow.io.images import read_image, write_image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 RNG = np.random.default_rng(2026)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from conftest import decode_rgb, planned_jobs, run_ok, run_snakemake, tiny_config
-from pixelflow import filters
-from pixelflow.stats_tables import read_table
+from pixelflow.stats import filters
+from pixelflow.stats.tables import read_table
 
 STATS = {"datasets": ["uni", "ramp"], "sigmas": [1, 2.5], "mode": "reflect", "save_filtered": "bmp"}
 COUNTS = {"uni": 20, "ramp": 7}
@@ -118,7 +118,7 @@ def test_bad_stats_config_stops_before_any_job(tmp_path, stats, message):
 
 
 def test_nan_in_an_external_float_image_fails_naming_it(tmp_path):
-    from pixelflow.imageio import write_image
+    from pixelflow.io.images import write_image
 
     (tmp_path / "images").mkdir()
     for index in range(3):

@@ -1,0 +1,253 @@
+"""Stack every image of a dataset into one ``.npy`` array, filled in parallel.
+
+The file (the ``.npy`` header, then the images in index order) is cut into
+blocks of ``block_bytes``; each worker fills whole blocks, decoding the images
+that fall in a block into one of two reused buffers, and a thread writes each
+filled block with one ``os.pwrite`` while the next is filled. No process holds
+more than two blocks.
+
+By default the blocks are written with ``O_DIRECT``, from the buffer straight
+to the disk, past the page cache: a stack is large, written once and read by
+later jobs, and on the benchmark machine copying it into freshly allocated
+page cache cost more CPU than decoding its images. ``PIXELFLOW_STACK_WRITES=buffered``
+keeps the page cache (for a disk slower than the decoding); file systems
+without ``O_DIRECT`` get buffered writes too.
+"""
+
+import ctypes
+import errno
+import io
+import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from pixelflow.atomic import atomic_file
+from pixelflow.errors import ImageError
+from pixelflow.io.images import read_image
+from pixelflow.io.manifest import read_image_paths
+from pixelflow.runner import chunk_bounds, parallel_map
+
+BLOCK_BYTES = 4 << 20
+# Offsets, lengths and buffer addresses of O_DIRECT writes are multiples of this
+# (the largest logical block size in common use; mmap buffers are page aligned).
+DIRECT_ALIGN = 4096
+WRITE_MODES = ("direct", "buffered")
+_stack_job: dict = {}
+
+
+def stack_write_mode() -> str:
+    """How stack blocks are written: ``PIXELFLOW_STACK_WRITES``, else direct."""
+    mode = os.environ.get("PIXELFLOW_STACK_WRITES", "direct")
+    if mode not in WRITE_MODES:
+        raise ValueError(f"PIXELFLOW_STACK_WRITES={mode!r}; expected one of {list(WRITE_MODES)}")
+    return mode
+
+
+def stack_layout(paths: list[str], forms: list[tuple[str, tuple, str]]) -> tuple[tuple, str]:
+    """The one (shape, dtype) of all images, or an error naming the first image of another form.
+
+    ``forms`` lists each distinct (first path, shape, dtype) in image order, as
+    :func:`pixelflow.io.manifest.read_image_paths` gives them.
+    """
+    if not paths:
+        raise ValueError("the dataset has no images to stack")
+    (first, shape, dtype), *others = forms
+    if others:
+        misfit, other_shape, other_dtype = others[0]
+        raise ImageError(
+            f"{misfit}: shape {list(other_shape)} {other_dtype} differs from "
+            f"{list(shape)} {dtype} of the first image {first}; a stack needs one shape and dtype"
+        )
+    return shape, dtype
+
+
+def npy_header(shape: tuple, dtype) -> bytes:
+    """The ``.npy`` header numpy writes for a C-ordered array of ``shape`` and ``dtype``."""
+    stream = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    return stream.getvalue()
+
+
+def _start_stack(path, header, paths, shape, dtype, block_bytes, direct, prefetch) -> None:
+    dtype = np.dtype(dtype)
+    _stack_job.clear()
+    _stack_job.update(
+        path=path,
+        header=np.frombuffer(header, np.uint8),
+        paths=paths,
+        shape=tuple(shape),
+        dtype=dtype,
+        image_bytes=int(np.prod(shape)) * dtype.itemsize,
+        total=len(header) + len(paths) * int(np.prod(shape)) * dtype.itemsize,
+        block_bytes=block_bytes,
+        direct=direct,
+        prefetch=prefetch,
+    )
+
+
+def _block_buffers() -> list[np.ndarray]:
+    """This process's two page-aligned block buffers (made once, then reused)."""
+    job = _stack_job
+    if "buffers" not in job:
+        job["buffers"] = [np.frombuffer(mmap.mmap(-1, job["block_bytes"]), np.uint8) for _ in range(2)]
+    return job["buffers"]
+
+
+def _read_checked(index: int) -> np.ndarray:
+    job = _stack_job
+    path = job["paths"][index]
+    image = read_image(path, job["shape"], job["dtype"])
+    if image.shape != job["shape"] or image.dtype != job["dtype"]:
+        raise ImageError(
+            f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "
+            f"{list(job['shape'])} {job['dtype']}; the file changed after its shard was made"
+        )
+    return image
+
+
+def _fill_block(buffer: np.ndarray, start: int, stop: int) -> None:
+    """Put the file's bytes ``start..stop-1`` (header and images) into ``buffer``."""
+    job = _stack_job
+    header, image_bytes = job["header"], job["image_bytes"]
+    if start < len(header):
+        buffer[: len(header) - start] = header[start:]
+    first = max(0, (start - len(header)) // image_bytes)
+    last = min(len(job["paths"]), -(-(stop - len(header)) // image_bytes))
+    for index in range(first, last):
+        pixels = _read_checked(index).reshape(-1).view(np.uint8)
+        begin = len(header) + index * image_bytes
+        low, high = max(begin, start), min(begin + image_bytes, stop)
+        buffer[low - start : high - start] = pixels[low - begin : high - begin]
+
+
+class BlockWriter:
+    """Writes filled blocks to the stack file, direct or buffered, one block at a time."""
+
+    def __init__(self, path: str, direct: bool, prefetch: bool):
+        self.path, self.direct, self.prefetch = path, direct, prefetch
+        self.descriptor = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
+
+    def write(self, buffer: np.ndarray, start: int, stop: int) -> None:
+        """Write ``buffer``'s first ``stop - start`` bytes at file offset ``start``."""
+        if self.direct:
+            length = -(-(stop - start) // DIRECT_ALIGN) * DIRECT_ALIGN  # the file is truncated afterwards
+            buffer[stop - start : length] = 0
+            try:
+                return self._write(buffer[:length], start)
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    raise
+                # The file system wants a larger alignment: write buffered from here on.
+                os.close(self.descriptor)
+                self.descriptor, self.direct = os.open(self.path, os.O_WRONLY), False
+        if self.prefetch:
+            # Page cache pages for the block, allocated by readahead outside the
+            # file's write lock; without it concurrent writes queue on that lock
+            # while the kernel allocates and zeroes each page.
+            os.posix_fadvise(self.descriptor, start, stop - start, os.POSIX_FADV_WILLNEED)
+        self._write(buffer[: stop - start], start)
+
+    def _write(self, data, offset: int) -> None:
+        written = os.pwrite(self.descriptor, data, offset)
+        if written != len(data):
+            raise OSError(f"{self.path}: short write at byte {offset} ({written} of {len(data)} bytes)")
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+def _fill_blocks(bounds: tuple[int, int]) -> int:
+    job = _stack_job
+    block_bytes, total = job["block_bytes"], job["total"]
+    buffers = _block_buffers()
+    writer = BlockWriter(job["path"], job["direct"], job["prefetch"])
+    # One block is written by a thread (the system call releases the GIL) while the next is filled.
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            pending = None
+            for number, block in enumerate(range(*bounds)):
+                start = block * block_bytes
+                stop = min(start + block_bytes, total)
+                buffer = buffers[number % 2]
+                _fill_block(buffer, start, stop)
+                if pending is not None:
+                    pending.result()
+                pending = thread.submit(writer.write, buffer, start, stop)
+            if pending is not None:
+                pending.result()
+        finally:
+            thread.shutdown(wait=True)
+            writer.close()
+    return bounds[1] - bounds[0]
+
+
+def _open_direct(path, size: int) -> bool:
+    """Whether ``path`` takes O_DIRECT writes; if so, allocate its ``size`` bytes up front.
+
+    Direct writes into allocated blocks run side by side; into a hole each waits
+    for the others' block allocation. The fallocate system call is used as is:
+    glibc's posix_fallocate would write every block where it is missing.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_DIRECT)
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            return False
+        raise
+    try:
+        fallocate = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+        if fallocate is not None:
+            fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            fallocate(descriptor, 0, 0, size)  # where unsupported, blocks are allocated as they are written
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def describe_blocks(bounds: tuple[int, int]) -> str:
+    """Words naming a range of stack blocks in error messages."""
+    return f"stack blocks {bounds[0]}..{bounds[1] - 1}"
+
+
+def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None):
+    """Write all images of the shards (index order) to ``output`` as one array; return its shape.
+
+    ``writes`` is ``direct`` or ``buffered`` (default: :func:`stack_write_mode`);
+    ``block_bytes`` must be a multiple of DIRECT_ALIGN.
+    """
+    if block_bytes <= 0 or block_bytes % DIRECT_ALIGN:
+        raise ValueError(f"block_bytes {block_bytes} is not a positive multiple of {DIRECT_ALIGN}")
+    writes = writes or stack_write_mode()
+    paths, forms = read_image_paths(shard_dirs)
+    shape, dtype = stack_layout(paths, forms)
+    full_shape = (len(paths), *shape)
+    header = npy_header(full_shape, dtype)
+    total = len(header) + int(np.prod(full_shape)) * np.dtype(dtype).itemsize
+    with atomic_file(Path(output)) as temporary:
+        Path(temporary).touch()
+        direct = writes == "direct" and _open_direct(temporary, -(-total // DIRECT_ALIGN) * DIRECT_ALIGN)
+        ranges = chunk_bounds(-(-total // block_bytes), processes)
+        parallel_map(
+            _fill_blocks,
+            ranges,
+            processes,
+            initializer=_start_stack,
+            # Only several buffered writers contend for the file's lock (measured: no gain with one).
+            initargs=(
+                str(temporary),
+                header,
+                paths,
+                shape,
+                dtype,
+                block_bytes,
+                direct,
+                len(ranges) > 1 and processes > 1,
+            ),
+            describe=describe_blocks,
+        )
+        os.truncate(temporary, total)
+    return full_shape

@@ -1,0 +1,188 @@
+"""Shard manifests and the dataset index: one TSV row per image.
+
+Columns: index, file, height, width, channels, dtype, sha256. ``file`` is
+relative to the folder holding the manifest.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pixelflow.atomic import PARTIAL_MARK, atomic_file
+from pixelflow.io.images import image_channels
+
+MANIFEST_NAME = "manifest.tsv"
+MANIFEST_COLUMNS = ("index", "file", "height", "width", "channels", "dtype", "sha256")
+
+
+def manifest_row(index: int, file: str, image: np.ndarray, digest: str) -> tuple:
+    """One manifest row for a decoded ``image``."""
+    height, width = image.shape[:2]
+    return (index, file, height, width, image_channels(image), str(image.dtype), digest)
+
+
+def write_manifest(path, rows) -> None:
+    """Write manifest rows (sorted by index) as a TSV file, atomically."""
+    lines = ["\t".join(MANIFEST_COLUMNS)]
+    lines += ["\t".join(str(value) for value in row) for row in sorted(rows)]
+    with atomic_file(path) as temporary:
+        Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _manifest_lines(shard_dir) -> tuple[str, str, list[str]]:
+    """A shard's manifest name, the prefix that turns its files into paths, and its data lines."""
+    base = os.fspath(shard_dir)
+    manifest = os.path.join(base, MANIFEST_NAME)
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            header = tuple(handle.readline().rstrip("\n").split("\t"))
+            if header != MANIFEST_COLUMNS:
+                raise ValueError(f"{manifest}: columns {header} differ from {MANIFEST_COLUMNS}")
+            lines = handle.read().split("\n")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{manifest}: shard manifest is missing") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    return manifest, os.path.join(base, ""), lines
+
+
+def _field_count_error(manifest: str, number: int, count: int) -> ValueError:
+    return ValueError(f"{manifest}: line {number} has {count} fields, not {len(MANIFEST_COLUMNS)}")
+
+
+def read_manifest(shard_dir) -> list[dict]:
+    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``."""
+    manifest, prefix, lines = _manifest_lines(shard_dir)
+    rows = []
+    for number, line in enumerate(lines, start=2):
+        fields = line.split("\t")
+        if len(fields) != len(MANIFEST_COLUMNS):
+            raise _field_count_error(manifest, number, len(fields))
+        index, file, height, width, channels, dtype, digest = fields
+        rows.append(
+            {
+                "index": int(index),
+                "file": file,
+                "height": int(height),
+                "width": int(width),
+                "channels": int(channels),
+                "dtype": dtype,
+                "sha256": digest,
+                "path": file if file.startswith("/") else prefix + file,
+            }
+        )
+    return rows
+
+
+def read_manifests(shard_dirs) -> list[dict]:
+    """All rows of several shards in index order; indexes must run 0..N-1 without gaps."""
+    rows = sorted((row for shard in shard_dirs for row in read_manifest(shard)), key=lambda row: row["index"])
+    for expected, row in enumerate(rows):
+        if row["index"] != expected:
+            raise ValueError(f"{row['path']}: index {row['index']} found where {expected} was expected")
+    return rows
+
+
+def _shard_paths(shard_dir) -> tuple[list[int], list[str], dict[str, str]]:
+    """A shard's indexes and paths in manifest order, and each distinct image layout text with its first path."""
+    manifest, prefix, lines = _manifest_lines(shard_dir)
+    indexes, paths, layouts = [], [], {}
+    for number, line in enumerate(lines, start=2):
+        if line.count("\t") != len(MANIFEST_COLUMNS) - 1:
+            raise _field_count_error(manifest, number, line.count("\t") + 1)
+        index, file, layout = line.split("\t", 2)
+        path = file if file.startswith("/") else prefix + file
+        indexes.append(int(index))
+        paths.append(path)
+        layouts.setdefault(layout.rpartition("\t")[0], path)
+    return indexes, paths, layouts
+
+
+def read_image_paths(shard_dirs) -> tuple[list[str], list[tuple[str, tuple, str]]]:
+    """The image paths of several shards in index order, and each distinct (first path, shape, dtype).
+
+    The same checks as :func:`read_manifests` at a fraction of its time and memory, for
+    jobs that need only where the images are and what form they share (the stack).
+    The forms are listed in the order of their first image.
+    """
+    shard_dirs = list(shard_dirs)  # read twice when the fast path does not apply
+    parts = sorted((_shard_paths(shard) for shard in shard_dirs), key=lambda part: part[0][:1])
+    indexes = [index for part in parts for index in part[0]]
+    if indexes != list(range(len(indexes))):
+        rows = read_manifests(shard_dirs)  # in order, or the error naming the first misplaced index
+        return [row["path"] for row in rows], _row_forms(rows)
+    paths = [path for part in parts for path in part[1]]
+    return paths, _row_forms([_layout_row(layout, path) for part in parts for layout, path in part[2].items()])
+
+
+def _layout_row(layout: str, path: str) -> dict:
+    """The row fields of a layout text (height, width, channels, dtype), with ``path``."""
+    height, width, channels, dtype = layout.split("\t")
+    return {"height": int(height), "width": int(width), "channels": int(channels), "dtype": dtype, "path": path}
+
+
+def _row_forms(rows: list[dict]) -> list[tuple[str, tuple, str]]:
+    """Each distinct (shape, dtype) of ``rows`` as (its first row's path, shape, dtype)."""
+    forms = {}
+    for row in rows:
+        forms.setdefault((image_shape(row), row["dtype"]), row["path"])
+    return [(path, shape, dtype) for (shape, dtype), path in forms.items()]
+
+
+def image_shape(row: dict) -> tuple:
+    """The array shape a manifest row describes."""
+    if row["channels"] == 1:
+        return (row["height"], row["width"])
+    return (row["height"], row["width"], row["channels"])
+
+
+def write_dataset_index(output, shard_dirs) -> int:
+    """Write all shards' rows, in index order, as one manifest beside the shards; return the count."""
+    output = Path(output)
+    rows = read_manifests(shard_dirs)
+    anchor = output.parent.resolve()
+    write_manifest(
+        output,
+        [
+            (
+                row["index"],
+                os.path.relpath(Path(row["path"]).resolve(), anchor),
+                row["height"],
+                row["width"],
+                row["channels"],
+                row["dtype"],
+                row["sha256"],
+            )
+            for row in rows
+        ],
+    )
+    return len(rows)
+
+
+def stale_shards(dataset_dir, current: list[str]) -> list[Path]:
+    """Shard folders (and their partial leftovers) of ``dataset_dir`` not among ``current`` shard names."""
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        return []
+    keep = set(current)
+    stale = []
+    for entry in sorted(dataset_dir.iterdir()):
+        name = entry.name
+        if name.startswith("shard-") and name not in keep:
+            stale.append(entry)
+        elif name.startswith(".shard-") and PARTIAL_MARK in name and name[1:].split(".", 1)[0] not in keep:
+            stale.append(entry)
+    return stale
+
+
+def remove_stale_shards(dataset_dir, current: list[str]) -> list[Path]:
+    """Delete shard folders the plan no longer has (after ``count`` shrank); return them."""
+    removed = stale_shards(dataset_dir, current)
+    for entry in removed:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,121 @@
+"""Where the pixels of a source map lie on the globe, and the georeferencing files written beside outputs."""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixelflow.atomic import write_text
+from pixelflow.maps.projections import DEFAULT_MAX_LATITUDE, mercator_y, modulo, proj_string
+
+
+class GeometryError(ValueError):
+    """A source map whose size or bounds do not fit its declared projection."""
+
+
+@dataclass(frozen=True)
+class SourceGeometry:
+    """A source map's grid: ``width`` x ``height`` pixels covering ``bounds`` (west, south, east, north, degrees).
+
+    ``kind`` is equirectangular (rows linear in latitude) or mercator (rows linear in Mercator northing).
+    """
+
+    kind: str
+    width: int
+    height: int
+    bounds: tuple
+
+    @property
+    def wraps(self) -> bool:
+        """The map spans all 360 degrees of longitude, so its columns wrap around."""
+        west, _, east, _ = self.bounds
+        return math.isclose(east - west, 360.0)
+
+    @property
+    def has_poles(self) -> bool:
+        """The map reaches both poles, so a neighbour across a pole exists (equirectangular, global)."""
+        return self.kind == "equirectangular" and self.wraps and self.bounds[1] == -90.0 and self.bounds[3] == 90.0
+
+    @property
+    def covers_globe(self) -> bool:
+        """Every longitude and latitude has a source pixel."""
+        return self.has_poles
+
+    def to_pixel(self, lon, lat):
+        """Fractional source (column, row) of lon/lat radians, pixel centres at integers; NaN where absent.
+
+        On a wrapping map columns are reduced to [-0.5, width - 0.5).
+        """
+        west, south, east, north = self.bounds
+        lon_deg = np.degrees(lon)
+        col = (lon_deg - west) * (self.width / (east - west)) - 0.5
+        if self.wraps:
+            col = modulo(col + 0.5, self.width) - 0.5
+        else:
+            col = np.where((col >= -0.5) & (col <= self.width - 0.5), col, np.nan)
+        if self.kind == "mercator":
+            top, bottom = float(mercator_y(math.radians(north))), float(mercator_y(math.radians(south)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = (top - mercator_y(lat)) * (self.height / (top - bottom)) - 0.5
+        else:
+            row = (north - np.degrees(lat)) * (self.height / (north - south)) - 0.5
+        inside = (row >= -0.5) & (row <= self.height - 0.5)
+        return np.where(inside, col, np.nan), np.where(inside, row, np.nan)
+
+
+def source_geometry(spec: dict, width: int, height: int, where: str = "map") -> SourceGeometry:
+    """The geometry of a source map from its config entry and its pixel size.
+
+    A global equirectangular map without ``bounds`` must be 2:1; a Mercator map
+    without ``bounds`` spans 360 degrees and +-``max_latitude``.
+    """
+    kind = spec.get("projection", "equirectangular")
+    bounds = spec.get("bounds")
+    if kind == "equirectangular":
+        if bounds is None:
+            if width != 2 * height:
+                raise GeometryError(
+                    f"{where}: an equirectangular map without bounds must be 2:1 (360 x 180 degrees), "
+                    f"but it is {width}x{height} pixels; give bounds [west, south, east, north]"
+                )
+            bounds = (-180.0, -90.0, 180.0, 90.0)
+    elif kind == "mercator":
+        if bounds is None:
+            limit = float(spec.get("max_latitude", DEFAULT_MAX_LATITUDE))
+            bounds = (-180.0, -limit, 180.0, limit)
+    else:
+        raise GeometryError(f"{where}: unknown source projection {kind!r}; expected equirectangular or mercator")
+    west, south, east, north = (float(value) for value in bounds)
+    if not (west < east <= west + 360 and -90 <= south < north <= 90):
+        raise GeometryError(
+            f"{where}: bounds {list(bounds)} must be west < east <= west + 360, -90 <= south < north <= 90"
+        )
+    if kind == "mercator" and (south <= -90 or north >= 90):
+        raise GeometryError(f"{where}: a Mercator map cannot reach a pole; bounds {list(bounds)}")
+    return SourceGeometry(kind, int(width), int(height), (west, south, east, north))
+
+
+def georeference(projection: dict, transform: tuple, width: int, height: int) -> dict:
+    """The JSON-ready georeferencing of an output image."""
+    return {
+        "proj": proj_string(projection),
+        "transform": [float(value) for value in transform],
+        "transform_convention": "GDAL: x = t0 + col*t1 + row*t2, y = t3 + col*t4 + row*t5 (pixel corners)",
+        "width": int(width),
+        "height": int(height),
+    }
+
+
+def world_file_text(transform: tuple) -> str:
+    """A world file: A, D, B, E and the centre of the top-left pixel (C, F)."""
+    t = transform
+    centre_x = t[0] + 0.5 * t[1] + 0.5 * t[2]
+    centre_y = t[3] + 0.5 * t[4] + 0.5 * t[5]
+    return "".join(f"{value:.10f}\n" for value in (t[1], t[4], t[2], t[5], centre_x, centre_y))
+
+
+def write_georeference(json_path, world_path, projection: dict, transform: tuple, width: int, height: int) -> None:
+    """Write the JSON description and the world file atomically."""
+    write_text(json_path, json.dumps(georeference(projection, transform, width, height), indent=2) + "\n")
+    write_text(world_path, world_file_text(transform))

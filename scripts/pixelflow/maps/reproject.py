@@ -1,0 +1,414 @@
+"""Reproject a map image: the inverse mapping of :mod:`pixelflow.maps.inverse_map`, OpenCV remap, tiles in threads.
+
+The output is rendered in tiles: row bands, split into columns when wider
+than :data:`~pixelflow.maps.inverse_map.MAX_TILE` (which keeps OpenCV's
+32767-pixel remap limit out of the way; larger sources are handled by
+:mod:`pixelflow.maps.remap`). Each tile computes its source
+coordinates, or takes its coarse grid from a cached inverse map
+(:mod:`pixelflow.maps.inverse_cache`), resamples with ``cv2.remap`` and writes its
+pixels straight into the output's pixel area with ``pwrite`` (for TIFF, the
+output file itself).
+
+Tiles are rendered by the job's threads rather than worker processes: OpenCV
+and numpy's array loops release the GIL, so threads run in parallel, and they
+share one copy of the source where every worker process would map nearly all
+of it (each tile of a pole-shift map reads rows from pole to pole). An
+uncompressed TIFF source is
+memory-mapped where it lies (bilinear and nearest only, rows clamped at the
+poles); any other is decoded into an array with a few extra rows above and
+below (across a pole, a pixel's neighbour is the pixel half-way round the same
+row).
+"""
+
+import math
+import os
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pixelflow.atomic import atomic_file, partial_name
+from pixelflow.errors import ImageError, WorkerError
+from pixelflow.formats import format_of_path
+from pixelflow.io.headers import image_size
+from pixelflow.io.images import read_image, write_image
+from pixelflow.io.rawtiff import tiff_header, uncompressed_layout
+from pixelflow.maps import projections
+from pixelflow.maps.georef import SourceGeometry, source_geometry
+from pixelflow.maps.inverse_cache import InverseMapFile, inverse_spec
+from pixelflow.maps.inverse_map import MAX_TILE, Mapping, column_ranges, interpolated_coordinates, mapping_task
+from pixelflow.maps.remap import remap
+from pixelflow.runner import limit_native_threads
+
+INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos")
+KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}
+TILE_PIXELS = 1 << 21  # about 2 Mpx per tile keeps each thread's maps near 30 MB
+MIN_BANDS = 8
+INVALID = -16000.0
+# a map coordinate that is outside any source (fits remap's int16 maps)
+
+
+@dataclass
+class TileRenderer:
+    """Renders tiles of one output from one source; shared by the job's threads."""
+
+    mapping: Mapping
+    source: np.ndarray  # (rows + 2 pad, columns, channels)
+    pad: int
+    output: int  # a descriptor of the file the pixels go to
+    output_offset: int  # where the pixels start in it
+    output_channels: int
+    interpolation: str
+    alpha: bool  # some output pixels may lack a source: they get alpha 0
+    inverse: InverseMapFile | None = None  # the cached inverse map of this output, or None to compute it
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def _tile_buffer(self, shape: tuple) -> np.ndarray:
+        """A reusable buffer per thread for rendered tiles, so its pages are faulted in once."""
+        buffer = getattr(self._local, "buffer", None)
+        size = math.prod(shape)
+        if buffer is None or buffer.size < size:
+            buffer = self._local.buffer = np.empty(size, self.source.dtype)
+        return buffer[:size].reshape(shape)
+
+    def __call__(self, tile: tuple) -> int:
+        """Resample one tile ``(row0, row1, col0, col1)`` and write it to the output; returns its exact-pixel count."""
+        import cv2
+
+        source = self.source
+        row0, row1, col0, col1 = tile
+        grid = self.inverse.tile(row0, row1, col0, col1) if self.inverse is not None else None
+        coords, exact = interpolated_coordinates(self.mapping, row0, row1, col0, col1, grid)
+        del grid
+        geometry = self.mapping.geometry
+        valid = None
+        if self.alpha:
+            mx, my = coords[..., 0], coords[..., 1]
+            valid = (my >= -0.5) & (my <= geometry.height - 0.5)
+            if not geometry.wraps:
+                valid &= (mx >= -0.5) & (mx <= geometry.width - 0.5)
+            coords[~valid] = INVALID
+        if self.pad:
+            coords[..., 1] += self.pad
+        else:  # no rows across the poles: stay on the map (bilinear never reaches past a clamped row)
+            np.clip(coords[..., 1], 0, geometry.height - 1, out=coords[..., 1])
+        method = {
+            "nearest": cv2.INTER_NEAREST,
+            "bilinear": cv2.INTER_LINEAR,
+            "cubic": cv2.INTER_CUBIC,
+            "lanczos": cv2.INTER_LANCZOS4,
+        }[self.interpolation]
+        border = cv2.BORDER_WRAP if geometry.wraps else cv2.BORDER_REPLICATE
+        channels = source.shape[2]
+        target = self._tile_buffer((row1 - row0, col1 - col0, self.output_channels))
+        resample = (method, border, KERNEL_REACH[self.interpolation], self.interpolation == "nearest", INVALID)
+        if self.output_channels == channels:
+            remap(source, coords, *resample, dst=target)
+        else:  # add an alpha channel; grey becomes RGB
+            pixels = remap(source, coords, *resample)
+            target[..., :3] = pixels[..., :1] if channels == 1 else pixels[..., :3]
+            target[..., 3] = np.iinfo(target.dtype).max
+        del coords
+        if valid is not None:
+            target[~valid] = 0
+        write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
+        return exact
+
+
+def render_tiles(render, tiles: list, threads: int) -> int:
+    """Render every tile with ``threads`` threads; the first failure stops the rest and names its tile.
+
+    Returns the total exact-pixel count.
+    """
+
+    def guarded(tile):
+        try:
+            return render(tile)
+        except Exception as error:
+            raise WorkerError(f"{describe_tile(tile)} failed: {type(error).__name__}: {error}") from error
+
+    if threads <= 1 or len(tiles) <= 1:
+        return sum(guarded(tile) for tile in tiles)
+    with ThreadPoolExecutor(threads, thread_name_prefix="pixelflow-tile") as pool:
+        futures = [pool.submit(guarded, tile) for tile in tiles]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [future for future in futures if future in done and future.exception() is not None]
+        if failed:
+            for future in pending:
+                future.cancel()
+            raise failed[0].exception()
+        return sum(future.result() for future in futures)
+
+
+def write_rows(descriptor: int, offset: int, width: int, pixels: np.ndarray, row0: int, col0: int) -> None:
+    """Write a rendered tile into an output's pixel area (rows of ``width`` pixels from ``offset``)."""
+    pixel_bytes = pixels.shape[2] * pixels.dtype.itemsize
+    row_bytes = width * pixel_bytes
+    start = offset + row0 * row_bytes + col0 * pixel_bytes
+    if pixels.shape[1] == width:
+        chunks = [(start, pixels)]
+    else:
+        chunks = [(start + k * row_bytes, pixels[k]) for k in range(pixels.shape[0])]
+    for offset, chunk in chunks:
+        data = memoryview(np.ascontiguousarray(chunk).reshape(-1).view(np.uint8))
+        while data:
+            written = os.pwrite(descriptor, data, offset)
+            data, offset = data[written:], offset + written
+
+
+def plan_tiles(height: int, width: int, step: int) -> list[tuple]:
+    """Row bands (split into column tiles when wide): a multiple of ``step`` rows, about TILE_PIXELS each.
+
+    At least MIN_BANDS bands, so that threads share the work evenly. The plan
+    does not depend on the thread count: with a grid step that is not a power
+    of two, the interpolated coordinates depend (in the last bit) on where
+    the bands start, and the output bytes must not depend on ``--cores``.
+    """
+    column_tiles = column_ranges(width)
+    rows = max(step, TILE_PIXELS // (column_tiles[0][1] - column_tiles[0][0]) // step * step)
+    rows = min(rows, max(step, math.ceil(height / MIN_BANDS / step) * step), MAX_TILE // step * step)
+    return [(r, min(r + rows, height), c0, c1) for r in range(0, height, rows) for c0, c1 in column_tiles]
+
+
+def pad_poles(buffer: np.ndarray, pad: int, height: int, has_poles: bool) -> None:
+    """Fill the ``pad`` rows above and below the image rows of ``buffer`` (image at rows pad..pad+height)."""
+    if pad == 0:
+        return
+    image = buffer[pad : pad + height]
+    if has_poles:
+        half = image.shape[1] // 2
+        for k in range(pad):
+            buffer[pad - 1 - k] = np.roll(image[min(k, height - 1)], half, axis=0)
+            buffer[pad + height + k] = np.roll(image[max(height - 1 - k, 0)], half, axis=0)
+    else:
+        buffer[:pad] = image[:1]
+        buffer[pad + height :] = image[-1:]
+
+
+def output_channels(source_channels: int, alpha: bool) -> int:
+    """Channels of the output: the source's, or RGBA when pixels may lack a source."""
+    return 4 if alpha else source_channels
+
+
+def needs_alpha(projection: dict, geometry: SourceGeometry) -> bool:
+    """Whether some output pixels may have no source: outside the projection's domain or the map's coverage."""
+    return projection["kind"] == "orthographic" or not geometry.covers_globe
+
+
+def _to_channels(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image[..., None]
+    if image.shape[2] == 2:  # grey + alpha
+        return np.dstack([image[..., :1]] * 3 + [image[..., 1:]])
+    return image
+
+
+def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tuple:
+    """Read a map image into a (rows + 2 pad, columns, channels) array; the ``pad`` rows are left to fill.
+
+    Returns ``(array, mapped)``. With ``in_place``, an uncompressed TIFF is
+    not read at all but memory-mapped where it lies (no padding; ``mapped``
+    is True); otherwise an uncompressed TIFF is read straight into place and
+    other files are decoded by :func:`pixelflow.io.images.read_image`. The size
+    is checked against ``pixel_limit`` from the header before anything is
+    decoded.
+    """
+
+    width, height = image_size(path)
+    if height * width > pixel_limit:
+        raise ImageError(
+            f"{path}: {width}x{height} pixels is over the limit of {pixel_limit} (reprojection.pixel_limit); "
+            "a decompression bomb, or raise the limit"
+        )
+    layout = uncompressed_layout(path)
+    image = None
+    if layout is None:
+        image = _to_channels(read_image(path))
+        height, width, channels = image.shape
+        dtype = image.dtype
+    else:
+        height, width, channels, dtype, offset = layout
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise ImageError(f"{path}: {np.dtype(dtype)} pixels; maps must be 8- or 16-bit")
+    if image is None and in_place and offset % np.dtype(dtype).itemsize == 0:
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(height, width, channels)), True
+    buffer = np.empty((height + 2 * pad, width, channels), np.dtype(dtype).newbyteorder("="))
+    if image is None:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            view = memoryview(buffer[pad : pad + height].reshape(-1).view(np.uint8))
+            if file.readinto(view) != view.nbytes:
+                raise ImageError(f"{path}: pixel data is truncated")
+    else:
+        buffer[pad : pad + height] = image
+    return buffer, False
+
+
+def reproject_file(
+    source_path,
+    output_path,
+    geometry_spec: dict,
+    projection: dict,
+    *,
+    interpolation: str = "bilinear",
+    threshold: float = 0.125,
+    grid_step: int = 8,
+    threads: int = 1,
+    pixel_limit: int = 1 << 30,
+    compression: int = 3,
+    png_strategy: str = "huffman_only",
+    png_filter: str = "paeth",
+    pixels_per_thread: int = projections.PIXELS_PER_THREAD,
+    inverse_path=None,
+    log=None,
+) -> dict:
+    """Reproject the map at ``source_path`` to ``output_path`` (.png or .tif), written atomically.
+
+    Parameters
+    ----------
+    source_path, output_path : path
+        The source map and the output image; the output's suffix (.png, .tif
+        or .tiff) chooses its format.
+    geometry_spec : dict
+        Where the source's pixels lie: its config entry without ``path``
+        (:func:`pixelflow.maps.georef.source_geometry`).
+    projection : dict
+        The output projection's config entry: ``kind``, its parameters, and
+        ``width`` (optionally ``height``) or ``scale`` of the source width
+        (:func:`pixelflow.maps.projections.output_size`).
+    interpolation, threshold, grid_step, pixel_limit, compression, png_strategy, png_filter
+        As the ``reprojection`` keys of the config, with the same defaults.
+    threads : int
+        Upper bound of the threads rendering tiles: one per
+        ``pixels_per_thread`` output pixels at most.
+    inverse_path : path, optional
+        A cached inverse map (:mod:`pixelflow.maps.inverse_cache`) to take the
+        coarse grid from; it must have been made for this source grid,
+        projection, size, threshold and grid step.
+    log : logging.Logger, optional
+        Where to note the time of each step.
+
+    Returns
+    -------
+    dict
+        Facts for the log and the georeferencing: width, height, transform,
+        channels, exact pixel count, tiles and the source's form.
+    """
+
+    output_path = Path(output_path)
+    try:
+        fmt = format_of_path(output_path)
+    except ValueError:
+        fmt = None
+    if fmt not in ("png", "tiff"):
+        raise ValueError(f"{output_path}: output must be .png or .tif")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
+    projections.parameters(projection)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    pad = KERNEL_REACH[interpolation] + 1
+    limit_native_threads(1)  # each of the job's threads runs OpenCV on its own tile
+    clock = time.perf_counter()
+    # Bilinear and nearest reach one pixel at most: rows clamped at the poles
+    # suffice, so an uncompressed TIFF can be used where it lies, unread.
+    source, mapped = load_source(source_path, pad, pixel_limit, in_place=interpolation in ("nearest", "bilinear"))
+    if mapped:
+        pad = 0
+    _note(log, "read %s: %s %s in %.3f s", source_path, source.shape, source.dtype, clock)
+    source_height, source_width = source.shape[0] - 2 * pad, source.shape[1]
+    geometry = source_geometry(geometry_spec, source_width, source_height, str(source_path))
+    width, height = projections.output_size(projection, source_width)
+    if width * height > pixel_limit:
+        raise ImageError(f"{output_path}: {width}x{height} pixels is over the limit of {pixel_limit}")
+    mapping = mapping_task(projection, width, height, geometry, threshold, grid_step)
+    threads = projections.render_threads(threads, width, height, pixels_per_thread)
+    pad_poles(source, pad, source_height, geometry.has_poles)
+    alpha = needs_alpha(projection, geometry)
+    channels = output_channels(source.shape[2], alpha)
+    tiles = plan_tiles(height, width, grid_step)
+    data_bytes = width * height * channels * np.dtype(source.dtype).itemsize
+
+    def render(file, offset):
+        clock = time.perf_counter()
+        descriptor = os.open(file, os.O_WRONLY)
+        try:
+            renderer = TileRenderer(mapping, source, pad, descriptor, offset, channels, interpolation, alpha, inverse)
+            exact = render_tiles(renderer, tiles, threads)
+        finally:
+            os.close(descriptor)
+        _note(log, "rendered %d tiles with %d thread(s) in %.3f s", len(tiles), threads, clock)
+        return exact
+
+    inverse = scratch_output = None
+    try:
+        if inverse_path is not None:  # checked before anything is written
+            inverse = open_inverse_map(inverse_path, mapping, f"{source_path} -> {output_path}")
+        if fmt == "tiff":
+            header = tiff_header(height, width, channels, np.dtype(source.dtype))
+            with atomic_file(output_path) as temporary:
+                with open(temporary, "wb") as file:
+                    file.write(header)
+                    file.truncate(len(header) + data_bytes)
+                exact = render(temporary, len(header))
+        else:
+            scratch_output = partial_name(output_path)  # raw pixels, before PNG encoding
+            with open(scratch_output, "wb") as file:
+                file.truncate(data_bytes)
+            exact = render(scratch_output, 0)
+            clock = time.perf_counter()
+            pixels = np.memmap(scratch_output, dtype=source.dtype, mode="r", shape=(height, width, channels))
+            write_image(
+                output_path,
+                np.asarray(pixels)[..., 0] if channels == 1 else np.asarray(pixels),
+                "png",
+                compression,
+                png_strategy,
+                png_filter,
+            )
+            del pixels
+            _note(log, "encoded the PNG in %.3f s", clock)
+    finally:
+        if inverse is not None:
+            inverse.close()
+        if scratch_output and os.path.exists(scratch_output):
+            os.unlink(scratch_output)
+    return {
+        "width": width,
+        "height": height,
+        "channels": channels,
+        "transform": mapping.transform,
+        "exact_pixels": exact,
+        "tiles": len(tiles),
+        "source": (source_width, source_height, source.shape[2], str(source.dtype)),
+    }
+
+
+def open_inverse_map(path, mapping: Mapping, needed_by: str) -> InverseMapFile:
+    """Open the cached inverse map at ``path``; :class:`~.inverse_cache.InverseMapError` unless it fits."""
+    if mapping.threshold <= 0:
+        raise ValueError(f"{path}: an inverse map is not used with error threshold 0 (every pixel is exact)")
+    geometry = mapping.geometry
+    source = {"kind": geometry.kind, "width": geometry.width, "height": geometry.height, "bounds": geometry.bounds}
+    spec = inverse_spec(mapping.projection, mapping.width, mapping.height, source, mapping.threshold, mapping.grid_step)
+    inverse = InverseMapFile(path)
+    try:
+        inverse.check(spec, needed_by)
+    except BaseException:
+        inverse.close()
+        raise
+    return inverse
+
+
+def _note(log, message, *args):
+    """Log a message whose last argument is a start time, turned into the seconds since."""
+    if log is not None:
+        log.info(message, *args[:-1], time.perf_counter() - args[-1])
+
+
+def describe_tile(tile) -> str:
+    """Words for a tile in error messages."""
+    row0, row1, col0, col1 = tile
+    return f"output rows {row0}-{row1 - 1}, columns {col0}-{col1 - 1}"

@@ -1,0 +1,121 @@
+"""Planning of the stats rules while the Snakefile is parsed (standard library only).
+
+A stats shard job filters the images of one dataset shard; a summary job per
+dataset gathers the shard tables. For a generated dataset the shard job draws
+the images itself (its source is params: seed, generator, shape, dtype, bounds),
+so it needs no dataset job; for an external one it reads the checked shard. σ is spelled in paths by
+:func:`sigma_label` (``10``, ``2.5``, ``0.1``), so a path names its σ stably.
+"""
+
+import math
+
+from pixelflow.errors import ConfigError
+from pixelflow.planning.config import key_path
+from pixelflow.planning.datasets import generated_shard_spec, image_bytes, runtime_minutes, shard_dir
+
+FOLDER = "results/stats"
+
+
+def sigma_label(sigma) -> str:
+    """σ as written in paths: an integer without a decimal point, else the shortest exact float text."""
+    value = float(sigma)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def check_config(config: dict, workdir=None) -> None:
+    """Rules of the stats section a JSON schema cannot say; raises ConfigError naming the key."""
+    stats = config["stats"]
+    defined = config["datasets"]
+    for position, name in enumerate(stats["datasets"]):
+        if name not in defined:
+            known = ", ".join(sorted(defined)) or "none"
+            raise ConfigError(
+                f"config key {key_path(['stats', 'datasets', position])}: dataset {name!r} is not defined "
+                f"under datasets (defined: {known})"
+            )
+    seen = {}
+    for position, sigma in enumerate(stats["sigmas"]):
+        label = sigma_label(sigma)
+        if label in seen:
+            raise ConfigError(
+                f"config key {key_path(['stats', 'sigmas', position])}: sigma {sigma} repeats "
+                f"stats.sigmas.{seen[label]}"
+            )
+        seen[label] = position
+
+
+def sigmas(config: dict) -> list[float]:
+    """The σ values, as floats, in config order."""
+    return [float(sigma) for sigma in config["stats"]["sigmas"]]
+
+
+def filtered_dirs(config: dict, dataset: str, shard: str) -> list[str]:
+    """The folders of a shard's filtered images, one per σ (none when save_filtered is none)."""
+    if config["stats"]["save_filtered"] == "none":
+        return []
+    return [f"{FOLDER}/{dataset}/filtered/sigma-{sigma_label(s)}/shard-{shard}" for s in sigmas(config)]
+
+
+def shard_table(dataset: str, shard: str) -> str:
+    """The statistics table of one shard."""
+    return f"{FOLDER}/{dataset}/shards/shard-{shard}.tsv"
+
+
+def dataset_outputs(dataset: str) -> list[str]:
+    """The per-dataset summary files."""
+    return [f"{FOLDER}/{dataset}/{name}" for name in ("summary.tsv", "theory.tsv", "variance.png")]
+
+
+def shard_inputs(dataset_plan, shard: str, code: list[str]) -> dict:
+    """Inputs of a stats shard job: its code, and for an external dataset the checked dataset shard."""
+    inputs = {"code": code}
+    if dataset_plan.kind == "external":
+        inputs["shard"] = shard_dir(dataset_plan.name, shard)
+    return inputs
+
+
+def shard_source(config: dict, dataset_plan, shard: str) -> dict:
+    """Where a stats shard's images come from: kind, index bounds and, if generated, what draws them."""
+    start, stop = dataset_plan.bounds(shard)
+    source = {"kind": dataset_plan.kind, "start": start, "stop": stop}
+    if dataset_plan.kind == "generated":
+        spec = generated_shard_spec(config, dataset_plan.name)
+        del spec["compression"]  # lossless either way: the pixels do not depend on it
+        source["spec"] = spec
+    return source
+
+
+def shard_settings(config: dict) -> dict:
+    """Everything a stats shard's outputs depend on besides its images."""
+    stats = config["stats"]
+    return {
+        "sigmas": sigmas(config),
+        "truncate": float(stats["truncate"]),
+        "mode": stats["mode"],
+        "save_filtered": stats["save_filtered"],
+    }
+
+
+def outputs(config: dict, datasets: dict) -> list[str]:
+    """Every final output of the stats stage: each shard's table and filtered images, each dataset's summaries."""
+    files = []
+    for name in config["stats"]["datasets"]:
+        for shard in datasets[name].shards:
+            files.append(shard_table(name, shard))
+            files += filtered_dirs(config, name, shard)
+        files += dataset_outputs(name)
+    return files
+
+
+def shard_mem_mb(config: dict, spec: dict, attempt: int) -> int:
+    """MB per stats shard job: each worker holds an image in float32 and one filtered copy per σ."""
+    per_image = image_bytes(spec) * 4 * (3 + len(sigmas(config)))
+    return attempt * (512 + per_image * config["max_threads"] // (1 << 20))
+
+
+def shard_runtime(config: dict, shard_size: int, spec: dict, attempt: int) -> int:
+    """Minutes: about 20 MB of pixels per second and σ per worker, at least 5."""
+    total_mb = shard_size * image_bytes(spec) * max(1, len(sigmas(config))) / (1 << 20)
+    return runtime_minutes(total_mb, attempt, mb_per_second=20)

@@ -1,0 +1,114 @@
+"""The stats stage's tables: shard rows, the summary in index order, and the theory check.
+
+Numpy only (no OpenCV), so the summary and plot jobs start quickly.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pixelflow.atomic import atomic_file
+from pixelflow.stats.kernel import gaussian_kernel, kernel_radius
+
+COLUMNS = (
+    "index",
+    "file",
+    "sigma",
+    "mean_in",
+    "var_in",
+    "min_in",
+    "max_in",
+    "mean_out",
+    "var_out",
+    "min_out",
+    "max_out",
+    "var_out_interior",
+    "clipped_in",
+)
+THEORY_COLUMNS = (
+    "sigma",
+    "radius",
+    "images",
+    "measured_ratio",
+    "predicted_continuous",
+    "predicted_discrete",
+    "error_vs_continuous",
+    "error_vs_discrete",
+)
+# Images with more of their pixels at 0 or 1 than this are left out of the theory check.
+MAX_CLIPPED = 0.01
+
+
+def format_value(value) -> str:
+    """TSV text of a value; floats round-trip exactly."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_table(path, columns, rows) -> None:
+    """Write a TSV table atomically."""
+    lines = ["\t".join(columns)] + ["\t".join(format_value(value) for value in row) for row in rows]
+    with atomic_file(path) as temporary:
+        Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_table(path) -> list[dict]:
+    """Rows of a stats TSV as dicts (numbers parsed)."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        rows = []
+        for line in handle:
+            fields = line.rstrip("\n").split("\t")
+            rows.append({key: _parse(key, value) for key, value in zip(header, fields, strict=True)})
+    return rows
+
+
+def _parse(key: str, text: str):
+    if key in ("index", "radius", "images"):
+        return int(text)
+    if key == "file":
+        return text
+    return float(text)
+
+
+def write_summary(tables, summary, theory, sigmas, truncate: float) -> tuple[list[dict], list[tuple]]:
+    """Gather shard tables into ``summary`` (index order) and write the theory check to ``theory``."""
+    rows = [row for table in tables for row in read_table(table)]
+    rows.sort(key=lambda row: row["index"])  # stable: the σ order is kept within an image
+    write_table(summary, COLUMNS, [tuple(row[key] for key in COLUMNS) for row in rows])
+    checks = theory_rows(rows, sigmas, truncate)
+    write_table(theory, THEORY_COLUMNS, checks)
+    return rows, checks
+
+
+def theory_rows(rows: list[dict], sigmas, truncate: float) -> list[tuple]:
+    """Measured vs predicted variance ratio per σ, from the images that are not clipped."""
+    table = []
+    for sigma in sigmas:
+        kernel = gaussian_kernel(sigma, truncate)
+        discrete = float(np.sum(kernel**2) ** 2)
+        continuous = 1 / (4 * math.pi * sigma**2)
+        ratios = [
+            row["var_out_interior"] / row["var_in"]
+            for row in rows
+            if row["sigma"] == sigma
+            and row["clipped_in"] <= MAX_CLIPPED
+            and row["var_in"] > 0
+            and not math.isnan(row["var_out_interior"])
+        ]
+        measured = float(np.mean(ratios)) if ratios else math.nan
+        table.append(
+            (
+                sigma,
+                kernel_radius(sigma, truncate),
+                len(ratios),
+                measured,
+                continuous,
+                discrete,
+                measured / continuous - 1,
+                measured / discrete - 1,
+            )
+        )
+    return table
