@@ -1,15 +1,9 @@
-from pathlib import Path
-
+# pixelflow: parallel image batch work. The config comes from --configfile; the
+# default profile (profiles/default) names the bundled demo config/config.yaml
+# when none is given, so a user's own config is never merged with the demo's.
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-# The bundled demo config applies only when no --configfile is given, so a
-# user's own config is never merged with the demo's datasets.
-if not workflow.overwrite_configfiles:
-
-    configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 report: "rules/captions/workflow.rst"

@@ -63,6 +63,18 @@ def provided_cores():
         return None
 
 
+def shard_threads(wildcards):
+    """Worker processes of a shard job: --cores shared among the dataset's shards, at most max_threads.
+
+    Single-process shard jobs side by side, each creating files in its own
+    folder, measured faster than multi-process jobs one after the other.
+    """
+    shards = len(dataset_plan(wildcards).shards)
+    return datasets_plan.shard_job_threads(
+        config["max_threads"], provided_cores(), shards
+    )
+
+
 def per_attempt(amount):
     """A resource of ``amount`` on the first attempt, doubled on the second, and so on."""
     return lambda wildcards, attempt: amount * attempt
@@ -80,7 +92,8 @@ def all_outputs():
 
 
 # A run killed with SIGKILL leaves Snakemake's locks behind; the next run of the
-# workflow removes them once no run that could own them is alive.
+# workflow removes them once no run that could own them is alive. Runs are
+# recorded with their host, and a run of another host is never taken for dead.
 RUN_RECORD = None
 if workflow.is_main_process:
     if runlock.clear_stale_locks(Path(".snakemake")):
@@ -88,6 +101,8 @@ if workflow.is_main_process:
             "pixelflow: removed the locks left by an earlier run that was killed",
             file=sys.stderr,
         )
+    elif (message := runlock.stale_lock_report(Path(".snakemake"))) is not None:
+        print(message, file=sys.stderr)
     RUN_RECORD = runlock.register_run(Path(".snakemake"), os.getpid())
 
 

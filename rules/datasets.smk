@@ -1,16 +1,6 @@
 # Rules of the datasets stage; planning in scripts/pixelflow/planning/datasets.py.
 
 
-def shard_threads(wildcards):
-    """Worker processes of a shard job: --cores shared among the dataset's shards, at most max_threads.
-
-    Single-process shard jobs side by side, each creating files in its own
-    folder, measured faster than multi-process jobs one after the other.
-    """
-    shards = len(dataset_plan(wildcards).shards)
-    return datasets_plan.shard_job_threads(config["max_threads"], provided_cores(), shards)
-
-
 rule dataset_shard:
     input:
         unpack(

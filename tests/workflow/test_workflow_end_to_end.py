@@ -23,6 +23,7 @@ from conftest import (
 pytestmark = pytest.mark.slow
 
 SUFFIXES = {"png": ".png", "tiff": ".tif", "bmp": ".bmp"}
+REPORT_DESCRIPTION = "pixelflow: parallel image batch work"  # the first line of rules/captions/workflow.rst
 DATASETS = sorted(TINY_CONFIG["datasets"])
 
 
@@ -40,6 +41,7 @@ def test_run_succeeds_and_plans_every_job(tiny_run):
         expected[f"results/datasets/{name}/manifest.tsv"] = "dataset_index"
         expected[f"results/datasets/{name}/stack.npy"] = "dataset_stack"
         expected[f"results/datasets/{name}/montage.png"] = "dataset_montage"
+    expected["results/report/job-benchmarks.html"] = "report_job_benchmarks"
     assert jobs == expected
 
 
@@ -167,3 +169,16 @@ def test_dry_run_after_a_complete_run_plans_nothing(tiny_run):
     output = run_ok(workdir, workdir / "config.yaml", "-n")
     assert "Nothing to be done" in output
     assert planned_jobs(output) == {}
+
+
+def test_the_report_is_built_from_a_fresh_run(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    report = tmp_path / "report.html"
+    run_ok(workdir, workdir / "config.yaml", "--report", str(report))
+    text = report.read_text(encoding="utf-8")
+    assert REPORT_DESCRIPTION in text
+    # Every contact sheet and the table of the jobs' benchmarks are in it, under their categories.
+    for name in DATASETS:
+        assert f"results/datasets/{name}/montage.png" in text
+    assert "results/report/job-benchmarks.html" in text
+    assert "Datasets" in text and "Benchmarks" in text

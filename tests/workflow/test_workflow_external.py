@@ -20,6 +20,7 @@ from conftest import (
     read_manifests,
     run_ok,
     sha256_file,
+    without_report,
     write_config,
 )
 
@@ -138,6 +139,6 @@ def test_editing_an_original_replans_its_shard_and_dependents(external_run, tmp_
     photo = copy / originals["photos"][position].relative_to(workdir)
     image = cv2.imread(str(photo))
     assert cv2.imwrite(str(photo), 255 - image)
-    assert dry_run_plan(copy, configfile) == plan_after_shard_change("photos", shard, montage_shards)
+    assert without_report(dry_run_plan(copy, configfile)) == plan_after_shard_change("photos", shard, montage_shards)
     # The run itself planned every job of both datasets.
-    assert {job.split("/")[2] for job in planned_jobs(output)} == {"photos", "scans"}
+    assert {job.split("/")[2] for job in without_report(planned_jobs(output))} == {"photos", "scans"}

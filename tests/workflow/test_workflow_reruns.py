@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import (
+    REPORT_TABLE,
     TINY_CONFIG,
     copy_workflow,
     dataset_hashes,
@@ -28,6 +29,7 @@ from conftest import (
     read_dataset_index,
     read_manifests,
     run_ok,
+    without_report,
     write_config,
 )
 
@@ -115,7 +117,7 @@ CONFIG_EDITS = {
 def test_config_edit_replans_exactly_the_affected_jobs(tiny_run, tmp_path, edit):
     workdir, _ = tiny_run
     config = CONFIG_EDITS[edit]
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config)))
     expected = expected_replan(TINY_CONFIG, config)
     assert expected, "the edit should change something"
     assert plan == {output: rule_of(output) for output in expected}
@@ -148,7 +150,7 @@ def montage_shards(config: dict, name: str) -> list[str]:
 def test_count_growth_leaves_full_shards_and_unaffected_montage_alone(tiny_run, tmp_path):
     workdir, _ = tiny_run
     config = CONFIG_EDITS["uni count grows past a shard boundary"]
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config)))
     # Only the short last shard and the new ones change; the full shards, and
     # with them the montage of the first images, stay as they are.
     redone = redone_shards(TINY_CONFIG, config, "uni")
@@ -160,7 +162,7 @@ def test_count_growth_leaves_full_shards_and_unaffected_montage_alone(tiny_run, 
 def test_count_shrink_replans_the_montage_of_changed_first_images(tiny_run, tmp_path):
     workdir, _ = tiny_run
     config = CONFIG_EDITS["uni count shrinks"]
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config)))
     # The last remaining shard now ends earlier, and the montage shows some of its images.
     redone = redone_shards(TINY_CONFIG, config, "uni")
     assert set(montage_shards(config, "uni")) & set(redone)
@@ -172,7 +174,7 @@ def test_count_shrink_replans_the_montage_of_changed_first_images(tiny_run, tmp_
 def test_count_shrink_by_whole_shards_redoes_no_shard(tiny_run, tmp_path):
     workdir, _ = tiny_run
     config = CONFIG_EDITS["uni count drops whole shards"]
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config)))
     # The remaining shards are unchanged; only the index and stack of the smaller set are redone.
     assert redone_shards(TINY_CONFIG, config, "uni") == []
     assert plan == {
@@ -183,7 +185,7 @@ def test_count_shrink_by_whole_shards_redoes_no_shard(tiny_run, tmp_path):
 
 def test_seed_edit_replans_every_job_of_that_dataset_only(tiny_run, tmp_path):
     workdir, _ = tiny_run
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", CONFIG_EDITS["ramp seed"]))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", CONFIG_EDITS["ramp seed"])))
     every_ramp_job = {output: rule_of(output) for output in dataset_jobs(TINY_CONFIG, "ramp")}
     assert set(every_ramp_job.values()) == {"dataset_shard", "dataset_index", "dataset_stack", "dataset_montage"}
     assert plan == every_ramp_job
@@ -193,7 +195,7 @@ def test_montage_settings_replan_montages_only(tiny_run, tmp_path):
     workdir, _ = tiny_run
     config = copy.deepcopy(TINY_CONFIG)
     config["montage"]["cell"] = 9
-    plan = dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config))
+    plan = without_report(dry_run_plan(workdir, write_config(tmp_path / "edited.yaml", config)))
     assert plan == {f"results/datasets/{name}/montage.png": "dataset_montage" for name in TINY_CONFIG["datasets"]}
 
 
@@ -219,7 +221,7 @@ def test_a_real_run_executes_exactly_the_planned_jobs(tiny_run, tmp_path):
     assert dry_run_plan(workdir, workdir / "config.yaml") == {}
     edited = write_config(tmp_path / "edited.yaml", CONFIG_EDITS["uni count grows past a shard boundary"])
     plan = dry_run_plan(workdir, edited)
-    assert plan
+    assert without_report(plan)
     before = {}
     for output in planned_jobs(run_ok(workdir, edited, "-F", "-n")):
         if output not in plan:
@@ -294,12 +296,12 @@ def test_after_shrinking_a_dataset_its_folder_holds_only_the_current_shards(tiny
 
 
 def rule_scripts(workflow: Path) -> dict[str, str]:
-    """{rule: script file name} of the dataset rules, read from the copy's rules/datasets.smk.
+    """{rule: script file name} of the dataset rules and the report's table, read from the copy's rules.
 
     CODE_CONFIG asks for datasets only, so these are the rules its runs use.
     """
     scripts = {}
-    text = (workflow / "rules" / "datasets.smk").read_text(encoding="utf-8")
+    text = "".join((workflow / "rules" / name).read_text(encoding="utf-8") for name in ("datasets.smk", "report.smk"))
     for block in re.split(r"^rule ", text, flags=re.M)[1:]:
         name = block.split(":", 1)[0].strip()
         script = re.search(r"^\s+script:\s*\n\s+\"([^\"]+)\"", block, flags=re.M)
@@ -378,23 +380,26 @@ def downstream(outputs: set[str], inputs: dict[str, list[str]]) -> set[str]:
 def test_the_copy_is_complete(workflow_copy):
     workflow, config, every_job, _ = workflow_copy
     assert dry_run_plan(workflow, config, snakefile=workflow / "Snakefile") == {}
-    assert {output.split("/")[2] for output in every_job} == {"gen", "ext"}
+    assert {output.split("/")[2] for output in without_report(every_job)} == {"gen", "ext"}
     assert set(every_job.values()) == set(rule_scripts(workflow))
 
 
 def test_scripts_import_the_modules_the_design_says(workflow_copy):
     workflow, _, _, _ = workflow_copy
-    rules = set(rule_scripts(workflow))
+    rules = set(rule_scripts(workflow)) - {"report_job_benchmarks"}
     assert rules == {"dataset_shard", "dataset_index", "dataset_stack", "dataset_montage"}
-    assert importing_rules(workflow, "montage") == {"dataset_montage"}
-    assert importing_rules(workflow, "stack") == {"dataset_stack"}
+    assert importing_rules(workflow, "datasets.montage") == {"dataset_montage"}
+    assert importing_rules(workflow, "datasets.stack") == {"dataset_stack"}
     # Only shards make images; everything else reads manifests.
-    assert importing_rules(workflow, "generators") == {"dataset_shard"}
-    assert importing_rules(workflow, "datasets") == {"dataset_shard"}
-    assert importing_rules(workflow, "manifest") == rules
+    assert importing_rules(workflow, "datasets.generators") == {"dataset_shard"}
+    assert importing_rules(workflow, "datasets.shards") == {"dataset_shard"}
+    assert importing_rules(workflow, "io.manifest") == rules
 
 
-@pytest.mark.parametrize("module", ["montage", "stack", "manifest", "datasets", "generators", "imageio"])
+@pytest.mark.parametrize(
+    "module",
+    ["datasets.montage", "datasets.stack", "io.manifest", "datasets.shards", "datasets.generators", "io.images"],
+)
 def test_core_module_edit_replans_exactly_the_rules_importing_it(workflow_copy, module):
     workflow, config, every_job, inputs = workflow_copy
     snakefile = workflow / "Snakefile"
@@ -404,16 +409,17 @@ def test_core_module_edit_replans_exactly_the_rules_importing_it(workflow_copy, 
     # is newer than the index, stack and montage made from it).
     expected = downstream({output for output, rule in every_job.items() if rule in rules}, inputs)
     expected = {output: every_job[output] for output in expected}
+    assert expected.pop(REPORT_TABLE) == "report_job_benchmarks"  # the table of the jobs' benchmarks follows them
 
-    with appended_comment(workflow / "scripts" / "pixelflow" / f"{module}.py"):
-        plan = dry_run_plan(workflow, config, snakefile=snakefile)
+    with appended_comment(workflow / "scripts" / "pixelflow" / f"{module.replace('.', '/')}.py"):
+        plan = without_report(dry_run_plan(workflow, config, snakefile=snakefile))
     assert plan == expected
-    if module == "montage":
+    if module == "datasets.montage":
         assert set(plan.values()) == {"dataset_montage"}
         assert sorted(plan) == ["results/datasets/ext/montage.png", "results/datasets/gen/montage.png"]
-    if module == "stack":
+    if module == "datasets.stack":
         assert sorted(plan) == ["results/datasets/ext/stack.npy", "results/datasets/gen/stack.npy"]
-    if module == "generators":
+    if module == "datasets.generators":
         # External shards too: their script imports datasets, which imports generators.
         shards = {output for output, rule in every_job.items() if rule == "dataset_shard"}
         assert {output.split("/")[2] for output in shards} == {"gen", "ext"}

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from pixelflow.atomic import atomic_dir
-from pixelflow.datasets.generators import generate_from
+from pixelflow.datasets.generators import GeneratedSpec, generate_from
 from pixelflow.datasets.seeding import ImageStreams
 from pixelflow.errors import ImageError
 from pixelflow.formats import image_file_name
@@ -42,7 +42,13 @@ def _finish_generated_shard() -> None:
 
 
 def write_new_file(name: str, data: bytes, folder_fd: int) -> None:
-    """Create file ``name`` in the folder open as ``folder_fd`` and write ``data`` in full."""
+    """Create file ``name`` in the folder open as ``folder_fd`` and write ``data`` in full.
+
+    Raises
+    ------
+    FileExistsError
+        If the file exists already.
+    """
     descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder_fd)
     try:
         view = memoryview(data)
@@ -62,15 +68,38 @@ def _generate_and_write(index: int) -> tuple:
 
 
 def describe_image_index(index: int) -> str:
-    """Words naming a generated image in error messages."""
+    """Words naming a generated image (the item: its index) in error messages."""
     return f"image {index}"
 
 
-def write_generated_shard(folder, spec: dict, start: int, stop: int, processes: int) -> list[tuple]:
+def write_generated_shard(folder, spec: GeneratedSpec, start: int, stop: int, processes: int) -> list[tuple]:
     """Generate images ``start..stop-1`` of a dataset into ``folder`` with a manifest.
 
     ``spec`` holds name, generator, seed, shape, dtype, format and compression.
     The folder appears only once every image and the manifest are written.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The shard folder, replaced as a whole.
+    spec : GeneratedSpec
+        The dataset; ``compression`` is required here.
+    start, stop : int
+        The images written, ``start..stop-1``.
+    processes : int
+        Worker processes.
+
+    Returns
+    -------
+    list of tuple
+        The manifest rows (:func:`pixelflow.io.manifest.manifest_row`), in index order.
+
+    Raises
+    ------
+    ValueError
+        Before anything is written, for an unknown format or a dtype it cannot hold.
+    WorkerError
+        Naming the image, when one fails (an unknown generator fails this way too).
     """
     image_encoder(spec["format"], spec["dtype"], spec["compression"])  # a format that cannot hold dtype fails here
     with atomic_dir(folder) as temporary:
@@ -104,7 +133,7 @@ def _check_external_image(item) -> tuple:
 
 
 def describe_external_item(item) -> str:
-    """Words naming an external image in error messages."""
+    """Words naming an external image in error messages; the item is ``(index, path, relative path, shape, dtype)``."""
     return f"image {item[0]} ({item[1]})"
 
 
@@ -115,6 +144,34 @@ def write_external_shard(
 
     Each file must decode (and match ``shape``/``dtype`` when given); the
     manifest records its path relative to ``folder``, its form and sha256.
+    Nothing is written unless every file passes.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The shard folder, replaced as a whole; it holds only the manifest.
+    files : sequence of str or path-like
+        The images, in index order.
+    start : int
+        The index of the first file.
+    processes : int
+        Worker processes.
+    shape : sequence of int, optional
+        The shape every image must have.
+    dtype : str, optional
+        The pixel type every image must have.
+
+    Returns
+    -------
+    list of tuple
+        The manifest rows, in index order; ``file`` is the path relative to
+        ``folder`` with symbolic links resolved.
+
+    Raises
+    ------
+    WorkerError
+        Naming the image (index and path) that cannot be read or decoded, or
+        has another shape or dtype.
     """
     folder = Path(folder)
     anchor = folder.resolve()

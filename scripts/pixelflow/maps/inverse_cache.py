@@ -20,6 +20,7 @@ rows of one tile alone.
 import json
 import os
 import struct
+from typing import TypedDict
 
 import numpy as np
 
@@ -40,7 +41,21 @@ class InverseMapError(ValueError):
     """A cached inverse map that cannot be read, or was made for other values."""
 
 
-def inverse_spec(projection: dict, width: int, height: int, source: dict, threshold: float, grid_step: int) -> dict:
+class InverseSpec(TypedDict):
+    """Exactly what an inverse map depends on; stored in its file's header and checked by every reader."""
+
+    format: int  # INVERSE_FORMAT
+    projection: dict  # kind and every parameter of the kind
+    width: int
+    height: int
+    source: dict  # the source grid: kind, width, height, bounds
+    error_threshold: float
+    grid_step: int
+
+
+def inverse_spec(
+    projection: dict, width: int, height: int, source: dict, threshold: float, grid_step: int
+) -> InverseSpec:
     """Exactly what an inverse map depends on: projection kind and parameters, size, source grid, threshold, step.
 
     ``source`` holds the source grid's kind, width, height and bounds
@@ -65,7 +80,7 @@ def inverse_spec(projection: dict, width: int, height: int, source: dict, thresh
     }
 
 
-def mapping_of(spec: dict):
+def mapping_of(spec: InverseSpec):
     """The :class:`pixelflow.maps.inverse_map.Mapping` an :func:`inverse_spec` describes."""
     source = spec["source"]
     geometry = SourceGeometry(source["kind"], source["width"], source["height"], tuple(source["bounds"]))
@@ -74,7 +89,7 @@ def mapping_of(spec: dict):
     )
 
 
-def compute_arrays(spec: dict) -> dict[str, np.ndarray]:
+def compute_arrays(spec: InverseSpec) -> dict[str, np.ndarray]:
     """The arrays of a cache file: ``nodes``, ``cells``, ``values`` and ``exact``, each name then a column range number.
 
     The grid is computed a band of rows at a time with :func:`tile_grid`;
@@ -106,7 +121,7 @@ def _data_start(header_length: int) -> int:
     return -(-(len(MAGIC) + 8 + header_length) // ALIGN) * ALIGN
 
 
-def write_inverse_map(path, spec: dict) -> dict:
+def write_inverse_map(path, spec: InverseSpec) -> dict:
     """Compute the inverse map ``spec`` describes and write it to ``path`` atomically; returns facts for the log."""
     arrays = compute_arrays(spec)
     table, offset = {}, 0
@@ -187,7 +202,7 @@ class InverseMapFile:
             view, offset = view[done:], offset + done
         return array
 
-    def check(self, spec: dict, needed_by: str) -> None:
+    def check(self, spec: InverseSpec, needed_by: str) -> None:
         """Raise :class:`InverseMapError` unless the file was made for ``spec``, naming what differs."""
         if self.spec == spec:
             return

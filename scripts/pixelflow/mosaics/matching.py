@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-# Chosen by benchmarks/mosaics_matching.py on the development machine: the
+# Chosen by `benchmarks/mosaics.py matching` on the development machine: the
 # k-d tree wins up to 12 dimensions (mean colour, 2x2 grid), BLAS blocks above.
 KDTREE_MAX_DIMENSIONS = 12
 TIE_EXTRA = 8  # extra k-d tree neighbours fetched so that equal distances are ordered by index
@@ -29,19 +29,47 @@ def choose_method(dimensions: int) -> str:
 
 @dataclass(frozen=True)
 class Index:
-    """A library prepared for repeated searches (built once per process)."""
+    """A library prepared for repeated searches (built once per process).
 
-    library: np.ndarray  # float64 (n, d)
+    Attributes
+    ----------
+    library : ndarray
+        (n, d) float64, contiguous.
+    method : str
+        ``kdtree`` or ``blas``.
+    tree : scipy.spatial.cKDTree or None
+        The tree, for ``kdtree``.
+    centre : ndarray or None
+        For ``blas``: (d,) float64 library mean.
+    centred64, centred32 : ndarray or None
+        For ``blas``: (n, d) library minus ``centre``, float64 and float32.
+    norms : ndarray or None
+        For ``blas``: (n,) float32 squared norms of the ``centred32`` rows.
+    """
+
+    library: np.ndarray
     method: str
-    tree: object = None  # cKDTree for "kdtree"
-    centre: np.ndarray | None = None  # BLAS: library mean, and the centred library in float64 and float32
+    tree: object = None
+    centre: np.ndarray | None = None
     centred64: np.ndarray | None = None
     centred32: np.ndarray | None = None
-    norms: np.ndarray | None = None  # float32 squared norms of centred32 rows
+    norms: np.ndarray | None = None
 
 
 def build_index(library: np.ndarray, method: str = "auto") -> Index:
-    """Prepare ``library`` (n, d) for :func:`nearest` with ``method`` ("auto", "blas" or "kdtree")."""
+    """Prepare ``library`` (n, d) for :func:`nearest` with ``method`` ("auto", "blas" or "kdtree").
+
+    "auto" picks by the number of dimensions (:func:`choose_method`).
+
+    Returns
+    -------
+    Index
+
+    Raises
+    ------
+    ValueError
+        For an empty library or an unknown method.
+    """
     library64 = np.ascontiguousarray(library, np.float64)
     if len(library64) == 0:
         raise ValueError("the library is empty")
@@ -59,7 +87,22 @@ def build_index(library: np.ndarray, method: str = "auto") -> Index:
 
 
 def exact_distances(queries: np.ndarray, library: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Euclidean distances (float64) from each query row to its candidate library rows."""
+    """Euclidean distances (float64) from each query row to its candidate library rows.
+
+    Parameters
+    ----------
+    queries : ndarray
+        (q, d).
+    library : ndarray
+        (n, d).
+    candidates : ndarray
+        (q, k) int: library rows per query.
+
+    Returns
+    -------
+    ndarray
+        (q, k) float64.
+    """
     differences = library[candidates].astype(np.float64) - queries[:, None, :].astype(np.float64)
     return np.sqrt(np.einsum("nkd,nkd->nk", differences, differences))
 
@@ -105,26 +148,39 @@ def _nearest_kdtree(index: Index, queries: np.ndarray, k: int):
 
 
 def nearest(queries: np.ndarray, library, k: int = 1, method: str = "auto"):
-    """(indices, distances), each (n, k), of the ``k`` nearest library rows of every query, nearest first.
+    """(indices, distances), each (q, k), of the ``k`` nearest library rows of every query, nearest first.
 
     ``library`` is an (n, d) array or an :class:`Index` built from one
     (``method`` is then taken from the index).
+
+    Parameters
+    ----------
+    queries : ndarray
+        (q, d) feature vectors.
+    library : ndarray or Index
+        (n, d) library vectors, or an index of them.
+    k : int
+        Neighbours per query; at most n are returned.
+    method : str
+        ``auto``, ``blas`` or ``kdtree``, for an array ``library``.
+
+    Returns
+    -------
+    indices : ndarray
+        (q, k) int64 library rows, equal distances in index order.
+    distances : ndarray
+        (q, k) float64 Euclidean distances, computed exactly in float64.
+
+    Raises
+    ------
+    ValueError
+        As :func:`build_index`, for an array ``library``.
     """
     index = library if isinstance(library, Index) else build_index(library, method)
     k = min(k, len(index.library))
     if index.method == "blas":
         return _nearest_blas(index, queries, k)
     return _nearest_kdtree(index, queries, k)
-
-
-def nearest_blas(queries, library, k=1):
-    """:func:`nearest` with BLAS distance blocks."""
-    return nearest(queries, library, k, "blas")
-
-
-def nearest_kdtree(queries, library, k=1):
-    """:func:`nearest` with a k-d tree."""
-    return nearest(queries, library, k, "kdtree")
 
 
 def tiles_needed(cells: int, max_repeats: int | None) -> int:
@@ -148,6 +204,30 @@ def assign_limited(features, library, max_repeats, candidates=None, distances=No
     (``candidates``/``distances`` from :func:`nearest`, or found here); a heap
     holds every open cell's next pair, so the order is exact; a cell whose list
     runs out gets a list four times as long. Deterministic.
+
+    Parameters
+    ----------
+    features : ndarray
+        (c, d) features of the cells.
+    library : ndarray
+        (n, d) library features (an array, not an :class:`Index`).
+    max_repeats : int or None
+        Uses of one tile at most; None gives every cell its nearest tile.
+    candidates, distances : ndarray, optional
+        (c, k) from :func:`nearest` for these ``features`` and ``library``;
+        searched here when ``candidates`` is None.
+    method : str
+        The search method (:func:`build_index`).
+
+    Returns
+    -------
+    ndarray
+        (c,) int64 library row per cell.
+
+    Raises
+    ------
+    ValueError
+        When ``n * max_repeats`` is less than the cells, naming both counts.
     """
     cells = len(features)
     if max_repeats is not None and len(library) * max_repeats < cells:

@@ -8,6 +8,7 @@ exact with ties broken by tile index, so the mosaic does not depend on them.
 
 import math
 import time
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -18,6 +19,20 @@ from pixelflow.errors import ConfigError
 from pixelflow.mosaics import matching
 from pixelflow.mosaics.tiles import cut_tiles, grid_features, pooled_features, to_uint8_grey_or_rgb
 from pixelflow.runner import parallel_map
+
+
+class MosaicSpec(TypedDict):
+    """What a mosaic depends on besides its target and library (planning hands it to the job)."""
+
+    key: str  # the mosaic's config key, for error messages
+    library: str  # the library's name, for error messages and the report
+    tile: int  # cell size in target pixels
+    grid: int  # features: grid x grid cell means
+    space: str  # features' colour space: lab or rgb
+    max_repeats: int | None  # uses of one tile at most; None: no limit
+    colour_correction: float  # 0-1: how far tiles move toward their cell's mean colour
+    scale: int  # output pixels per tile
+
 
 BAND_CELLS = 256  # cells per matching task, about; whole rows of cells
 # Starting the worker pool costs about 0.1 s here, while one process matches
@@ -127,7 +142,7 @@ def check_fits(target_shape, tile: int, library_size: int, max_repeats, key: str
     return rows, cols
 
 
-def make_mosaic(target, tiles, library_pooled, spec: dict, processes: int = 1):
+def make_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int = 1):
     """Build a photomosaic.
 
     Parameters
@@ -138,9 +153,11 @@ def make_mosaic(target, tiles, library_pooled, spec: dict, processes: int = 1):
         Library tiles, uint8 (n, t, t) grey or (n, t, t, 3) RGB.
     library_pooled : dict
         ``{"lab": ..., "rgb": ...}`` pooled features of the tiles (:func:`pixelflow.mosaics.tiles.pooled_features`).
-    spec : dict
+    spec : MosaicSpec
         tile, grid, space, max_repeats (None: unlimited), colour_correction,
         scale, and key/library (names used in error messages).
+    processes : int
+        Worker processes matching bands of cells.
 
     Returns
     -------

@@ -8,10 +8,14 @@ contact sheet.
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pixelflow.errors import ConfigError
 from pixelflow.formats import DTYPE_BYTES, FORMATS
 from pixelflow.planning.config import glob_files, key_path
+
+if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
+    from pixelflow.datasets.generators import GeneratedSpec
 
 FOLDER = "results/datasets"
 
@@ -123,7 +127,7 @@ def shard_job_threads(max_threads: int, cores: int | None, shards: int) -> int:
     return max(1, min(max_threads, cores // max(1, shards)))
 
 
-def generated_shard_spec(config: dict, name: str) -> dict:
+def generated_shard_spec(config: dict, name: str) -> "GeneratedSpec":
     """Everything a generated image's bytes depend on, apart from its index."""
     spec = config["datasets"][name]
     return {

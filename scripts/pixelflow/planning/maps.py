@@ -15,7 +15,7 @@ from pixelflow.errors import ConfigError, ImageError
 from pixelflow.formats import image_format
 from pixelflow.io.headers import image_size
 from pixelflow.maps.georef import GeometryError, source_geometry
-from pixelflow.maps.inverse_cache import inverse_spec
+from pixelflow.maps.inverse_cache import InverseSpec, inverse_spec
 from pixelflow.maps.projections import PARAMETERS, natural_height, output_size, render_threads, with_defaults
 from pixelflow.planning.config import check_name, key_path
 
@@ -188,7 +188,7 @@ def cached_inverse(keys: dict, map_name: str, projection: str) -> dict:
     return {} if key is None else {"inverse": inverse_path(key)}
 
 
-def inverse_spec_of(specs: dict, key: str) -> dict:
+def inverse_spec_of(specs: dict, key: str) -> InverseSpec:
     """The spec of a planned inverse map (a clear error for a key no map and projection of the config has)."""
     if key not in specs:
         raise ValueError(f"{inverse_path(key)}: no map and projection of the config has this inverse map")

@@ -7,10 +7,16 @@ can be exported by a rule to ``results/mosaics/samples/{name}.png`` and named
 as library images or targets.
 """
 
+from typing import TYPE_CHECKING
+
 from pixelflow.errors import ConfigError
 from pixelflow.mosaics.samples import SKIMAGE_SAMPLES  # noqa: F401 (the sample rule's wildcard values)
 from pixelflow.planning.config import check_name, glob_files
 from pixelflow.planning.datasets import shard_dir
+
+if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
+    from pixelflow.mosaics.render import MosaicSpec
+    from pixelflow.mosaics.tiles import LibrarySpec
 
 FOLDER = "results/mosaics"
 
@@ -69,7 +75,7 @@ def library_inputs(config: dict, datasets: dict, library: str, workdir) -> dict:
     return {"images": library_files(config, library, workdir)}
 
 
-def library_params(config: dict, library: str) -> dict:
+def library_params(config: dict, library: str) -> "LibrarySpec":
     """Everything a library's tiles depend on besides its input files."""
     spec = config["libraries"][library]
     return {
@@ -87,7 +93,7 @@ def mosaic_inputs(config: dict, mosaic: str) -> dict:
     return {"target": spec["target"], "library": library_path(spec["library"], spec["tile"])}
 
 
-def mosaic_params(config: dict, mosaic: str) -> dict:
+def mosaic_params(config: dict, mosaic: str) -> "MosaicSpec":
     """Everything a mosaic depends on besides its target and library files."""
     spec = config["mosaics"][mosaic]
     return {

@@ -8,10 +8,14 @@ so it needs no dataset job; for an external one it reads the checked shard. σ i
 """
 
 import math
+from typing import TYPE_CHECKING
 
 from pixelflow.errors import ConfigError
 from pixelflow.planning.config import key_path
 from pixelflow.planning.datasets import generated_shard_spec, image_bytes, runtime_minutes, shard_dir
+
+if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
+    from pixelflow.stats.variance import FilterSettings
 
 FOLDER = "results/stats"
 
@@ -87,7 +91,7 @@ def shard_source(config: dict, dataset_plan, shard: str) -> dict:
     return source
 
 
-def shard_settings(config: dict) -> dict:
+def shard_settings(config: dict) -> "FilterSettings":
     """Everything a stats shard's outputs depend on besides its images."""
     stats = config["stats"]
     return {

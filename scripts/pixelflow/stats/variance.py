@@ -9,17 +9,27 @@ v · (Σ w²)² in the interior (w the 1-D kernel), about v / (4πσ²) for σ �
 import contextlib
 import math
 import os
+from typing import TypedDict
 
 import cv2
 import numpy as np
 
 from pixelflow.atomic import atomic_dir
-from pixelflow.datasets.generators import generate_image
+from pixelflow.datasets.generators import GeneratedSpec, generate_image
 from pixelflow.formats import image_file_name
 from pixelflow.io.images import encode_image, read_image
 from pixelflow.runner import parallel_map
 from pixelflow.stats import filters
 from pixelflow.stats.tables import COLUMNS, write_table
+
+
+class FilterSettings(TypedDict):
+    """Everything a stats shard's outputs depend on besides its images (planning hands it to the job)."""
+
+    sigmas: list[float]
+    truncate: float
+    mode: str  # border mode, as scipy.ndimage names it
+    save_filtered: str  # format of the 8-bit filtered images, or "none"
 
 
 def moments(values: np.ndarray) -> tuple[float, float, float, float]:
@@ -110,7 +120,7 @@ def describe_generated(index: int) -> str:
     return f"image {index}"
 
 
-def write_shard(table, folders, dataset: str, images, settings: dict, processes: int) -> int:
+def write_shard(table, folders, dataset: str, images, settings: FilterSettings, processes: int) -> int:
     """Filter a shard's image files ``[(index, file, path)]``; write the table and one folder per σ.
 
     All outputs appear together or not at all. Returns the number of rows.
@@ -118,7 +128,9 @@ def write_shard(table, folders, dataset: str, images, settings: dict, processes:
     return _write_shard(table, folders, dataset, settings, processes, process_image, images, describe_item)
 
 
-def write_generated_shard(table, folders, spec: dict, start: int, stop: int, settings: dict, processes: int) -> int:
+def write_generated_shard(
+    table, folders, spec: GeneratedSpec, start: int, stop: int, settings: FilterSettings, processes: int
+) -> int:
     """Like :func:`write_shard` for images ``start..stop-1`` of a generated dataset, drawn in memory.
 
     ``spec`` holds the dataset's name, generator, seed, shape, dtype and format.

@@ -78,8 +78,7 @@ def test_a_source_wider_than_opencvs_limit_is_reprojected(tmp_path):
     facts, output = run(
         tmp_path,
         image,
-        {"kind": "equirectangular"},
-        (317, 20),
+        {"kind": "equirectangular", "width": 317, "height": 20},
         geometry={"bounds": [-180, -90, 180, 90]},
         interpolation="nearest",
         name="narrow.png",

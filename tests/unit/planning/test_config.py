@@ -121,3 +121,18 @@ def test_safe_dataset_names_pass(schema, name):
 
 
 # plan_datasets ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["tif", "tiff"])
+def test_tiff_has_one_spelling_after_validation(schema, spelling):
+    config = validated(
+        schema,
+        {
+            "datasets": {"noise": {"generator": "uniform", "count": 2, "shape": [4, 4], "format": spelling}},
+            "reprojection": {"format": spelling},
+            "stats": {"save_filtered": spelling},
+        },
+    )
+    assert config["datasets"]["noise"]["format"] == "tiff"
+    assert config["reprojection"]["format"] == "tiff"
+    assert config["stats"]["save_filtered"] == "tiff"

@@ -1,12 +1,11 @@
 """Dataset shard plans: covering shards, rules beyond the schema, external globs, the cores per shard job."""
 
-import copy
 import math
 from pathlib import Path
 
 import pytest
 from pixelflow.errors import ConfigError
-from pixelflow.planning.config import glob_files, validate_config
+from pixelflow.planning.config import glob_files
 from pixelflow.planning.datasets import (
     DatasetPlan,
     check_config,
@@ -15,22 +14,7 @@ from pixelflow.planning.datasets import (
     shard_job_threads,
 )
 
-
-def minimal_config(**datasets):
-    return {"datasets": datasets or {"noise": {"generator": "uniform", "count": 5, "shape": [4, 6]}}}
-
-
-def validated(schema, config):
-    return validate_config(copy.deepcopy(config), schema)
-
-
-def config_error(schema, config) -> str:
-    with pytest.raises(ConfigError) as caught:
-        validate_config(copy.deepcopy(config), schema)
-    return str(caught.value)
-
-
-# validate_config ---------------------------------------------------------------
+from .test_config import validated
 
 
 def generated(count, **extra):

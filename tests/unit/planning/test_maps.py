@@ -16,15 +16,17 @@ def validated(schema, **maps_part):
     return config
 
 
-def test_outputs_name_image_json_and_world_file_per_map_and_projection(schema):
+@pytest.mark.parametrize("spelling", ["tiff", "tif"])
+def test_outputs_name_image_json_and_world_file_per_map_and_projection(schema, spelling):
     config = validated(
         schema,
         maps={"world": {"path": MAP}, "old": {"path": MAP}},
         projections={"tm": {"kind": "transverse_mercator", "width": 64}},
-        reprojection={"format": "tif"},
+        reprojection={"format": spelling},
     )
+    assert config["reprojection"]["format"] == "tiff"  # one spelling reaches the rules' params
     plan_maps.check_config(config, REPO)
-    assert plan_maps.outputs(config) == [
+    assert plan_maps.outputs(config, {}) == [
         "results/maps/world/tm.tif",
         "results/maps/world/tm.json",
         "results/maps/world/tm.tfw",

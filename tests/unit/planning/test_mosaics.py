@@ -6,6 +6,7 @@ import pytest
 from pixelflow.errors import ConfigError
 from pixelflow.planning import mosaics as plan_mosaics
 from pixelflow.planning.config import validate_config
+from pixelflow.planning.datasets import plan_datasets
 
 BASE = {
     "datasets": {"noise": {"generator": "uniform", "count": 5, "shape": [8, 8]}},
@@ -25,9 +26,9 @@ def config(**changes):
     return result
 
 
-def validated(cfg, schema):
+def validated(cfg, schema, workdir="."):
     validate_config(cfg, schema)
-    plan_mosaics.check(cfg)
+    plan_mosaics.check_config(cfg, workdir)
     return cfg
 
 
@@ -36,14 +37,13 @@ def test_defaults_are_filled_and_outputs_planned(schema):
     assert cfg["mosaics"]["m"]["features"] == {"grid": 2, "space": "lab"}
     assert cfg["mosaics"]["m"]["max_repeats"] is None and cfg["mosaics"]["m"]["colour_correction"] == 0
     assert cfg["libraries"]["grey"]["rotations"] == [0] and cfg["libraries"]["grey"]["flip"] is False
-    assert plan_mosaics.outputs(cfg) == ["results/mosaics/m.png", "results/mosaics/m.json"]
+    assert plan_mosaics.outputs(cfg, {}) == ["results/mosaics/m.png", "results/mosaics/m.json"]
     params = plan_mosaics.mosaic_params(cfg, "m")
     assert params["scale"] == 8 and params["grid"] == 2 and params["key"] == "mosaics.m"
     assert plan_mosaics.mosaic_inputs(cfg, "m")["library"] == "results/mosaics/libraries/grey-8px.npz"
     assert plan_mosaics.library_params(cfg, "grey")["mode"] == "resize"
-    assert plan_mosaics.library_inputs(cfg, "grey", lambda name: [f"shards of {name}"]) == {
-        "shards": ["shards of noise"]
-    }
+    datasets = plan_datasets(cfg, ".")
+    assert plan_mosaics.library_inputs(cfg, datasets, "grey", ".") == {"shards": ["results/datasets/noise/shard-0000"]}
 
 
 @pytest.mark.parametrize(

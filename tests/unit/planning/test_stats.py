@@ -3,9 +3,10 @@
 import copy
 
 import pytest
+from pixelflow.errors import ConfigError
 from pixelflow.planning import config as plan
 from pixelflow.planning import stats as plan_stats
-from pixelflow.planning.datasets import generated_shard_spec, plan_datasets
+from pixelflow.planning.datasets import DatasetPlan, generated_shard_spec, plan_datasets
 
 BASE = {"datasets": {"noise": {"generator": "uniform", "count": 5, "shape": [8, 8]}}}
 
@@ -14,7 +15,7 @@ def validated(schema, stats):
     config = copy.deepcopy(BASE)
     config["stats"] = stats
     plan.validate_config(config, schema)
-    plan_stats.check_config(config)
+    plan_stats.check_config(config, ".")
     return config
 
 
@@ -22,7 +23,7 @@ def test_defaults_do_nothing(schema):
     config = copy.deepcopy(BASE)
     plan.validate_config(config, schema)
     assert config["stats"]["datasets"] == []
-    assert plan_stats.outputs(config) == []
+    assert plan_stats.outputs(config, plan_datasets(config, ".")) == []
 
 
 def test_defaults_are_filled(schema):
@@ -47,7 +48,7 @@ def test_defaults_are_filled(schema):
     ],
 )
 def test_bad_stats_config_names_the_key(schema, stats, message):
-    with pytest.raises(plan.ConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         validated(schema, stats)
     assert message in str(error.value)
 
@@ -59,7 +60,8 @@ def test_sigma_labels_are_stable(sigma, label):
 
 def test_outputs_per_dataset_and_shard(schema):
     config = validated(schema, {"datasets": ["noise"], "sigmas": [1, 2.5]})
-    files = plan_stats.outputs(config, shards_of=lambda name: ["0000", "0001"])
+    config["datasets"]["noise"]["shard_size"] = 3
+    files = plan_stats.outputs(config, plan_datasets(config, "."))
     assert "results/stats/noise/filtered/sigma-2.5/shard-0001" in files
     assert "results/stats/noise/shards/shard-0000.tsv" in files
     assert {
@@ -67,7 +69,6 @@ def test_outputs_per_dataset_and_shard(schema):
         "results/stats/noise/theory.tsv",
         "results/stats/noise/variance.png",
     } <= set(files)
-    assert plan_stats.REPORT_TABLE in files
     config["stats"]["save_filtered"] = "none"
     assert plan_stats.filtered_dirs(config, "noise", "0000") == []
 
@@ -85,6 +86,6 @@ def test_generated_shards_are_drawn_from_params_and_external_ones_read_their_sha
         "stop": 5,
         "spec": {k: v for k, v in spec.items() if k != "compression"},
     }
-    external = plan.DatasetPlan("ext", "external", 3, 2, ("a.png", "b.png", "c.png"))
+    external = DatasetPlan("ext", "external", 3, 2, ("a.png", "b.png", "c.png"))
     assert plan_stats.shard_inputs(external, "0001", []) == {"code": [], "shard": "results/datasets/ext/shard-0001"}
     assert plan_stats.shard_source(config, external, "0001") == {"kind": "external", "start": 2, "stop": 3}

@@ -1,0 +1,82 @@
+"""The user docs: the README and docs/*.md link to files that exist, and docs/configuration.md matches the schema."""
+
+import importlib.util
+import re
+
+import pytest
+
+from .support import REPO, SCHEMA_PATH
+
+README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
+# Markdown links and images [text](target), and HTML src="target"; the target without a #fragment.
+LINK = re.compile(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"")
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
+
+
+def make_configuration():
+    """The module docs/make_configuration.py (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_configuration", REPO / "docs" / "make_configuration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def targets(pattern: re.Pattern, text: str) -> list[str]:
+    """Link targets matched by ``pattern`` that point into the repository (not URLs or #anchors)."""
+    found = [first or second for first, second in pattern.findall(text)]
+    return [target.split("#")[0] for target in found if not re.match(r"[a-z]+:|#", target)]
+
+
+def schema_keys(node, found=None) -> set[str]:
+    """Every property name anywhere in a schema, $defs included."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        found.update(node.get("properties", {}))
+        for child in node.values():
+            schema_keys(child, found)
+    elif isinstance(node, list):
+        for child in node:
+            schema_keys(child, found)
+    return found
+
+
+def test_configuration_page_is_generated_from_the_current_schema(schema):
+    page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == make_configuration().render(schema), "run: python docs/make_configuration.py"
+
+
+def test_configuration_page_names_every_key_of_the_schema(schema):
+    page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    keys = schema_keys(schema)
+    assert {"seed", "generator", "path", "cache_inverse", "features", "grid", "save_filtered"} <= keys
+    missing = [key for key in sorted(keys) if not re.search(rf"`(\S*\.)?{re.escape(key)}`", page)]
+    assert not missing
+
+
+def test_the_generator_reads_the_schema_file():
+    assert make_configuration().SCHEMA == SCHEMA_PATH
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda path: path.relative_to(REPO).as_posix())
+def test_relative_links_point_to_existing_files(page):
+    text = page.read_text(encoding="utf-8")
+    missing = [target for target in targets(LINK, text) if not (page.parent / target).exists()]
+    assert not missing
+
+
+def test_readme_images_exist_and_are_small():
+    images = targets(IMAGE, README.read_text(encoding="utf-8"))
+    assert len(images) >= 4
+    for image in images:
+        path = README.parent / image
+        assert path.is_file(), image
+        assert path.stat().st_size < 300_000, f"{image}: {path.stat().st_size} bytes"
+
+
+def test_readme_is_a_short_guide_with_the_test_command():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 260
+    marker = lines.index("<!-- test-command -->")
+    assert lines[marker + 1] == "```bash" and "pytest" in lines[marker + 2]
+    assert not any("DESIGN.md" in line for line in lines)
