@@ -10,7 +10,21 @@ COLUMNS = ("job", "s", "cpu_time", "max_rss", "io_in", "io_out")
 
 
 def read_benchmarks(folder) -> list[dict]:
-    """The last record of every benchmark TSV under ``folder``, job named by its relative path."""
+    """The last record of every benchmark TSV under ``folder``, job named by its relative path.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Searched recursively for ``*.tsv`` files, in sorted path order; files
+        without a record are skipped.
+
+    Returns
+    -------
+    list of dict
+        One per file, with the keys of :data:`COLUMNS`: ``job`` is the file's
+        path relative to ``folder`` without ``.tsv``, with ``/`` separators; the
+        other values are the text of the record ("" for a missing column).
+    """
     folder = Path(folder)
     records = []
     for path in sorted(folder.rglob("*.tsv")):
@@ -24,7 +38,18 @@ def read_benchmarks(folder) -> list[dict]:
 
 
 def html_table(records: list[dict]) -> str:
-    """A plain HTML page holding the records as a table."""
+    """A plain HTML page holding the records as a table.
+
+    Parameters
+    ----------
+    records : list of dict
+        Rows keyed by the names in :data:`COLUMNS`; a missing key is an empty cell.
+
+    Returns
+    -------
+    str
+        The whole page, every value HTML-escaped.
+    """
     head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(record.get(column, '')))}</td>" for column in COLUMNS) + "</tr>"
@@ -38,7 +63,20 @@ def html_table(records: list[dict]) -> str:
 
 
 def write_benchmark_table(output, folder) -> int:
-    """Write the HTML table of the benchmark records under ``folder``; return the number of jobs."""
+    """Write the HTML table of the benchmark records under ``folder``; return the number of jobs.
+
+    Parameters
+    ----------
+    output : str or path-like
+        The HTML file, written atomically.
+    folder : str or path-like
+        Where the benchmark TSVs are (:func:`read_benchmarks`).
+
+    Returns
+    -------
+    int
+        The number of jobs (table rows).
+    """
     records = read_benchmarks(folder)
     write_text(output, html_table(records))
     return len(records)

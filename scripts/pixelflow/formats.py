@@ -9,12 +9,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ImageFormat:
-    """An image file format the workflow writes."""
+    """An image file format the workflow writes.
+
+    Attributes
+    ----------
+    name : str
+        Canonical name, as in the config: ``png``, ``tiff`` or ``bmp``.
+    suffix : str
+        Suffix of the files written in it, with the dot (``.tif`` for tiff).
+    dtypes : tuple of str
+        Pixel types it holds.
+    world_suffix : str
+        Suffix of the world file beside a georeferenced image in it (``.pgw``, ``.tfw``, ``.bpw``).
+    """
 
     name: str
-    suffix: str  # of the files written in it
-    dtypes: tuple[str, ...]  # pixel types it holds
-    world_suffix: str  # of the world file beside a georeferenced image
+    suffix: str
+    dtypes: tuple[str, ...]
+    world_suffix: str
 
 
 FORMATS = {
@@ -28,7 +40,23 @@ DTYPE_BYTES = {"uint8": 1, "uint16": 2, "float32": 4}
 
 
 def format_name(name: str) -> str:
-    """The canonical name of a format (``tif`` is ``tiff``); ValueError for an unknown one."""
+    """The canonical name of a format (``tif`` is ``tiff``).
+
+    Parameters
+    ----------
+    name : str
+        A format name or alias, lower case as in the config.
+
+    Returns
+    -------
+    str
+        ``png``, ``tiff`` or ``bmp``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, naming it and the known formats.
+    """
     name = ALIASES.get(name, name)
     if name not in FORMATS:
         raise ValueError(f"unknown image format {name!r}; expected one of {', '.join(FORMATS)}")
@@ -36,12 +64,34 @@ def format_name(name: str) -> str:
 
 
 def image_format(name: str) -> ImageFormat:
-    """The :class:`ImageFormat` of a format name or alias."""
+    """The :class:`ImageFormat` of a format name or alias.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (:func:`format_name`).
+    """
     return FORMATS[format_name(name)]
 
 
 def format_of_path(path) -> str:
-    """The format a file's suffix names (``.tif`` and ``.tiff`` are tiff); ValueError for another suffix."""
+    """The format a file's suffix names, in any case (``.tif`` and ``.tiff`` are tiff).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file path; only the text after its last dot is looked at.
+
+    Returns
+    -------
+    str
+        The canonical format name.
+
+    Raises
+    ------
+    ValueError
+        Naming the path, when the suffix (or a path without a dot) names no known format.
+    """
     suffix = str(path).rpartition(".")[2].lower()
     try:
         return format_name(suffix)
@@ -50,5 +100,25 @@ def format_of_path(path) -> str:
 
 
 def image_file_name(dataset: str, index: int, fmt: str) -> str:
-    """File name of image ``index`` of a generated dataset: ``{dataset}_{index:06d}{suffix}``."""
+    """File name of image ``index`` of a generated dataset: ``{dataset}_{index:06d}{suffix}``.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name.
+    index : int
+        The image's index, zero-padded to six digits (more digits from 1,000,000 on).
+    fmt : str
+        Format name or alias; gives the suffix (``.png``, ``.tif`` or ``.bmp``).
+
+    Returns
+    -------
+    str
+        E.g. ``noise_000042.png``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format.
+    """
     return f"{dataset}_{index:06d}{image_format(fmt).suffix}"

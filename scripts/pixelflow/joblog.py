@@ -10,7 +10,25 @@ logger = logging.getLogger("pixelflow")
 
 @contextlib.contextmanager
 def job_log(path, name: str):
-    """Log to ``path`` for the duration of a job; a failure is logged, then re-raised."""
+    """Log to ``path`` for the duration of a job; a failure is logged, then re-raised.
+
+    The file is overwritten. It receives the ``pixelflow`` logger's messages
+    (and its children's) at INFO and above, Python warnings, a line when the job
+    starts and one with its wall time when it finishes; any exception, including
+    KeyboardInterrupt and SystemExit, is logged with its traceback.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The log file; its folder is created.
+    name : str
+        Words naming the job in the start, finish and failure lines.
+
+    Yields
+    ------
+    logging.Logger
+        The ``pixelflow`` logger.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

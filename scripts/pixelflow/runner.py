@@ -36,7 +36,16 @@ IDLE = -1  # a worker's slot between chunks
 
 
 def limit_native_threads(threads: int) -> None:
-    """Cap OpenCV's and the BLAS/OpenMP libraries' thread pools in this process."""
+    """Cap OpenCV's and the BLAS/OpenMP libraries' thread pools in this process.
+
+    Sets the :data:`NATIVE_THREAD_VARIABLES` (read by libraries loaded later
+    and inherited by child processes) and limits the pools already loaded.
+
+    Parameters
+    ----------
+    threads : int
+        Threads per pool; values below 1 count as 1.
+    """
     threads = max(1, int(threads))
     for variable in NATIVE_THREAD_VARIABLES:
         os.environ[variable] = str(threads)
@@ -48,7 +57,18 @@ def limit_native_threads(threads: int) -> None:
 
 
 def default_start_method() -> str:
-    """The start method from ``PIXELFLOW_START_METHOD``, else fork where available."""
+    """The start method from ``PIXELFLOW_START_METHOD``, else fork where available.
+
+    Returns
+    -------
+    str
+        ``fork``, ``spawn`` or ``forkserver``; spawn where fork does not exist.
+
+    Raises
+    ------
+    ValueError
+        Naming the variable, when it holds a method this platform lacks.
+    """
     method = os.environ.get(START_METHOD_VARIABLE)
     if method:
         if method not in multiprocessing.get_all_start_methods():
@@ -62,6 +82,20 @@ def chunk_bounds(count: int, processes: int, chunk_size: int | None = None) -> l
 
     By default each process gets about four chunks, enough to balance uneven
     items without paying inter-process traffic per item.
+
+    Parameters
+    ----------
+    count : int
+        Number of items; 0 or less gives no chunks.
+    processes : int
+        Number of worker processes (below 1 counts as 1).
+    chunk_size : int, optional
+        Items per chunk (at least 1); by default ``ceil(count / (4 * processes))``.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(start, stop)`` of each chunk in order; only the last may be shorter.
     """
     if count <= 0:
         return []
@@ -174,6 +208,11 @@ def parallel_map(
         It runs in the workers, so it must be importable by name too.
     start_method : str, optional
         fork, spawn or forkserver; default from ``PIXELFLOW_START_METHOD``.
+
+    Returns
+    -------
+    list
+        ``func(item)`` for every item, in the order of ``items``.
 
     Raises
     ------

@@ -10,7 +10,21 @@ from pixelflow.runner import parallel_map
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
-    """An 8-bit RGB view of any image: floats clipped to [0, 1], 16-bit scaled, alpha dropped."""
+    """An 8-bit RGB view of any image: floats clipped to [0, 1], 16-bit scaled, alpha dropped.
+
+    Parameters
+    ----------
+    image : ndarray
+        (h, w) grey or (h, w, c) with c from 1 to 4 (2: grey and alpha).
+        uint16 keeps its high byte; any dtype but uint8 and uint16 is taken as
+        float: NaN becomes 0, the rest is clipped to [0, 1], scaled by 255 and rounded.
+
+    Returns
+    -------
+    ndarray
+        (h, w, 3) uint8, contiguous; grey is repeated into the three channels.
+        It may share memory with a uint8 ``image``.
+    """
     if image.dtype == np.uint8:
         display = image
     elif image.dtype == np.uint16:
@@ -28,7 +42,21 @@ def to_display(image: np.ndarray) -> np.ndarray:
 
 
 def thumbnail(image: np.ndarray, cell: int) -> np.ndarray:
-    """Scale an 8-bit RGB image to fit a ``cell`` x ``cell`` square, keeping its aspect."""
+    """Scale an 8-bit RGB image to fit a ``cell`` x ``cell`` square, keeping its aspect.
+
+    Parameters
+    ----------
+    image : ndarray
+        (h, w, 3) uint8.
+    cell : int
+        The square's side in pixels.
+
+    Returns
+    -------
+    ndarray
+        (h', w', 3) uint8 whose longer side is ``cell`` (the shorter one rounded,
+        at least 1); area averaging when shrinking, nearest neighbour when enlarging.
+    """
     height, width = image.shape[:2]
     factor = cell / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
@@ -37,7 +65,30 @@ def thumbnail(image: np.ndarray, cell: int) -> np.ndarray:
 
 
 def contact_sheet(thumbnails: list[np.ndarray], cell: int, gap: int = 2, background: int = 24) -> np.ndarray:
-    """Arrange thumbnails (each at most ``cell`` px) row by row in a near-square grid."""
+    """Arrange thumbnails (each at most ``cell`` px) row by row in a near-square grid.
+
+    Parameters
+    ----------
+    thumbnails : list of ndarray
+        (h, w, 3) uint8, h and w at most ``cell``; each is centred in its cell.
+    cell : int
+        The cells' side in pixels.
+    gap : int
+        Pixels between cells and around the grid.
+    background : int
+        The grey level (0-255) of the gaps and empty cells.
+
+    Returns
+    -------
+    ndarray
+        (rows * (cell + gap) + gap, columns * (cell + gap) + gap, 3) uint8, with
+        ``columns = ceil(sqrt(n))`` and as many rows as needed.
+
+    Raises
+    ------
+    ValueError
+        If there are no thumbnails.
+    """
     if not thumbnails:
         raise ValueError("a contact sheet needs at least one image")
     columns = math.ceil(math.sqrt(len(thumbnails)))
@@ -57,12 +108,36 @@ def _thumbnail_of(item) -> np.ndarray:
 
 
 def describe_item(item) -> str:
-    """Words naming a montage image in error messages."""
+    """Words naming a montage image (the item: ``(path, cell)``) in error messages."""
     return str(item[0])
 
 
 def write_montage(output, paths: list, cell: int, processes: int) -> tuple:
-    """Write a contact sheet of ``paths`` (in order) to ``output`` (PNG); return its shape."""
+    """Write a contact sheet of ``paths`` (in order) to ``output`` (PNG); return its shape.
+
+    Parameters
+    ----------
+    output : str or path-like
+        Written atomically as PNG (compression 3), whatever its suffix.
+    paths : list of str or path-like
+        The images, in the order they are laid out.
+    cell : int
+        Thumbnail cell side in pixels (:func:`contact_sheet`).
+    processes : int
+        Worker processes reading and shrinking the images.
+
+    Returns
+    -------
+    tuple of int
+        The sheet's shape, ``(height, width, 3)``.
+
+    Raises
+    ------
+    ValueError
+        For ``cell`` below 1 or no paths.
+    WorkerError
+        Naming the image that cannot be read.
+    """
     if cell <= 0:
         raise ValueError(f"montage cell size must be positive, got {cell}")
     smalls = parallel_map(_thumbnail_of, [(str(path), cell) for path in paths], processes, describe=describe_item)

@@ -4,7 +4,7 @@
 (numpy/random/bit_generator.pyx) for many indexes at once with uint32 array arithmetic, and :func:`seed_pcg64`
 puts a PCG64 into the state ``PCG64`` seeds itself with from those words (numpy/random/src/pcg64). So
 :class:`ImageStreams` gives exactly the streams of :func:`pixelflow.datasets.generators.image_rng`;
-tests/unit/test_seeding.py checks every step against numpy itself.
+tests/unit/datasets/test_seeding.py checks every step against numpy itself.
 """
 
 import numpy as np
@@ -21,7 +21,13 @@ MASK128 = (1 << 128) - 1
 
 
 def int_words(value: int) -> list[int]:
-    """The uint32 words SeedSequence makes of a non-negative integer, lowest first (0 is one word)."""
+    """The uint32 words SeedSequence makes of a non-negative integer, lowest first (0 is one word).
+
+    Raises
+    ------
+    ValueError
+        For a negative integer, naming it.
+    """
     if value < 0:
         raise ValueError(f"expected a non-negative integer, got {value}")
     words = [value & MASK32]
@@ -33,7 +39,24 @@ def int_words(value: int) -> list[int]:
 
 
 def hashmix(values: np.ndarray, const: int, multiplier: int) -> tuple[np.ndarray, int]:
-    """SeedSequence's hash of uint32 ``values`` with hash constant ``const``; returns them and the next constant."""
+    """SeedSequence's hash of uint32 ``values`` with hash constant ``const``; returns them and the next constant.
+
+    Parameters
+    ----------
+    values : ndarray
+        uint32 words.
+    const : int
+        The current hash constant, below 2**32.
+    multiplier : int
+        What the constant is multiplied by (mod 2**32) before use.
+
+    Returns
+    -------
+    hashed : ndarray
+        uint32, of ``values``' shape.
+    const : int
+        The constant for the next call.
+    """
     values = values ^ np.uint32(const)
     const = const * multiplier & MASK32
     values = values * np.uint32(const)  # uint32 arrays wrap around
@@ -41,7 +64,7 @@ def hashmix(values: np.ndarray, const: int, multiplier: int) -> tuple[np.ndarray
 
 
 def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """SeedSequence's mix of two uint32 arrays."""
+    """SeedSequence's mix of two uint32 arrays, broadcast against each other (uint32 result)."""
     result = MIX_MULT_L * x - MIX_MULT_R * y
     return result ^ (result >> np.uint32(16))
 
@@ -51,6 +74,11 @@ def mix_entropy(columns: list[np.ndarray]) -> np.ndarray:
 
     ``columns`` are the entropy words in order (at least 4), each a uint32 array;
     they broadcast against each other, so words shared by all rows can be 1-element arrays.
+
+    Returns
+    -------
+    ndarray
+        (n, 4) uint32, n the broadcast length of the columns.
     """
     const = INIT_A
     pool = []
@@ -79,7 +107,29 @@ def generate_state(pool: np.ndarray) -> np.ndarray:
 
 
 def state_words(seed: int, key: int, start: int, stop: int) -> np.ndarray:
-    """Rows ``SeedSequence(seed, spawn_key=(key, i)).generate_state(4, np.uint64)`` for i in start..stop-1."""
+    """Rows ``SeedSequence(seed, spawn_key=(key, i)).generate_state(4, np.uint64)`` for i in start..stop-1.
+
+    Indexes from 2**64 on are left to numpy's SeedSequence, one at a time.
+
+    Parameters
+    ----------
+    seed : int
+        The master seed, non-negative.
+    key : int
+        The dataset's key (:func:`pixelflow.datasets.generators.dataset_key`).
+    start, stop : int
+        The index range; ``stop <= start`` gives no rows.
+
+    Returns
+    -------
+    ndarray
+        (stop - start, 4) uint64.
+
+    Raises
+    ------
+    ValueError
+        For a negative ``start`` or ``seed``, naming it.
+    """
     if start < 0:
         raise ValueError(f"expected non-negative indexes, got {start}")
     run = int_words(seed)
@@ -121,6 +171,15 @@ class ImageStreams:
 
     One PCG64 and one Generator serve every index: the generator returned for an
     index is repositioned by the next call, and its ``seed_seq`` is not the image's.
+
+    Parameters
+    ----------
+    seed : int
+        The master seed, non-negative.
+    dataset : str
+        The dataset's name.
+    start, stop : int
+        The images served, ``start..stop-1``; their state words are derived here.
     """
 
     def __init__(self, seed: int, dataset: str, start: int, stop: int):
@@ -130,7 +189,13 @@ class ImageStreams:
         self.generator = np.random.Generator(self.bit_generator)
 
     def __call__(self, index: int) -> np.random.Generator:
-        """The generator of image ``index``, positioned at the start of its stream."""
+        """The generator of image ``index``, positioned at the start of its stream.
+
+        Raises
+        ------
+        IndexError
+            For an index outside ``start..stop-1``, naming it.
+        """
         if not self.start <= index < self.stop:
             raise IndexError(f"image {index} is outside {self.start}..{self.stop - 1}")
         seed_pcg64(self.bit_generator, self.words[index - self.start].tolist())

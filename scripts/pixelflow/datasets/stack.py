@@ -39,7 +39,18 @@ _stack_job: dict = {}
 
 
 def stack_write_mode() -> str:
-    """How stack blocks are written: ``PIXELFLOW_STACK_WRITES``, else direct."""
+    """How stack blocks are written: ``PIXELFLOW_STACK_WRITES``, else direct.
+
+    Returns
+    -------
+    str
+        ``direct`` or ``buffered``.
+
+    Raises
+    ------
+    ValueError
+        Naming the variable, for another value.
+    """
     mode = os.environ.get("PIXELFLOW_STACK_WRITES", "direct")
     if mode not in WRITE_MODES:
         raise ValueError(f"PIXELFLOW_STACK_WRITES={mode!r}; expected one of {list(WRITE_MODES)}")
@@ -51,6 +62,27 @@ def stack_layout(paths: list[str], forms: list[tuple[str, tuple, str]]) -> tuple
 
     ``forms`` lists each distinct (first path, shape, dtype) in image order, as
     :func:`pixelflow.io.manifest.read_image_paths` gives them.
+
+    Parameters
+    ----------
+    paths : list of str
+        Every image's path, in index order.
+    forms : list of tuple
+        ``(first path, shape, dtype)`` of each distinct form.
+
+    Returns
+    -------
+    shape : tuple of int
+        The images' shape.
+    dtype : str
+        The images' pixel type.
+
+    Raises
+    ------
+    ValueError
+        If there are no images.
+    ImageError
+        Naming the first image of a second form, and the first image.
     """
     if not paths:
         raise ValueError("the dataset has no images to stack")
@@ -65,7 +97,14 @@ def stack_layout(paths: list[str], forms: list[tuple[str, tuple, str]]) -> tuple
 
 
 def npy_header(shape: tuple, dtype) -> bytes:
-    """The ``.npy`` header numpy writes for a C-ordered array of ``shape`` and ``dtype``."""
+    """The ``.npy`` header numpy writes for a C-ordered array of ``shape`` and ``dtype``.
+
+    Returns
+    -------
+    bytes
+        Format version 1.0: magic, version, length and the padded header
+        dictionary; the array data follows it.
+    """
     stream = io.BytesIO()
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     np.lib.format.write_array_header_1_0(stream, header)
@@ -125,14 +164,44 @@ def _fill_block(buffer: np.ndarray, start: int, stop: int) -> None:
 
 
 class BlockWriter:
-    """Writes filled blocks to the stack file, direct or buffered, one block at a time."""
+    """Writes filled blocks to the stack file, direct or buffered, one block at a time.
+
+    Parameters
+    ----------
+    path : str
+        The stack file; it must exist, and is opened for writing without truncation.
+    direct : bool
+        Write with ``O_DIRECT``, past the page cache.
+    prefetch : bool
+        Before each buffered write, ask the kernel to read the block's pages
+        in (``POSIX_FADV_WILLNEED``).
+    """
 
     def __init__(self, path: str, direct: bool, prefetch: bool):
         self.path, self.direct, self.prefetch = path, direct, prefetch
         self.descriptor = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
 
     def write(self, buffer: np.ndarray, start: int, stop: int) -> None:
-        """Write ``buffer``'s first ``stop - start`` bytes at file offset ``start``."""
+        """Write ``buffer``'s first ``stop - start`` bytes at file offset ``start``.
+
+        A direct write is rounded up to a multiple of :data:`DIRECT_ALIGN` bytes,
+        zeroed past ``stop - start`` in ``buffer`` (:func:`build_stack` truncates
+        the file afterwards). Where the file system refuses it (EINVAL), this and
+        every later write is buffered.
+
+        Parameters
+        ----------
+        buffer : ndarray
+            uint8, page aligned for direct writes, at least ``stop - start`` bytes
+            rounded up to DIRECT_ALIGN.
+        start, stop : int
+            The file's bytes ``start..stop-1``.
+
+        Raises
+        ------
+        OSError
+            Naming the file, on a short write; other write errors pass through.
+        """
         if self.direct:
             length = -(-(stop - start) // DIRECT_ALIGN) * DIRECT_ALIGN  # the file is truncated afterwards
             buffer[stop - start : length] = 0
@@ -157,6 +226,7 @@ class BlockWriter:
             raise OSError(f"{self.path}: short write at byte {offset} ({written} of {len(data)} bytes)")
 
     def close(self) -> None:
+        """Close the file."""
         os.close(self.descriptor)
 
 
@@ -209,7 +279,7 @@ def _open_direct(path, size: int) -> bool:
 
 
 def describe_blocks(bounds: tuple[int, int]) -> str:
-    """Words naming a range of stack blocks in error messages."""
+    """Words naming a range of stack blocks (the item: ``(first, stop)`` block numbers) in error messages."""
     return f"stack blocks {bounds[0]}..{bounds[1] - 1}"
 
 
@@ -218,6 +288,37 @@ def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYT
 
     ``writes`` is ``direct`` or ``buffered`` (default: :func:`stack_write_mode`);
     ``block_bytes`` must be a multiple of DIRECT_ALIGN.
+
+    Parameters
+    ----------
+    output : str or path-like
+        The ``.npy`` file, written atomically; ``np.load(output, mmap_mode="r")``
+        reads it lazily.
+    shard_dirs : iterable of str or path-like
+        The dataset's shard folders.
+    processes : int
+        Worker processes, each filling a contiguous run of blocks.
+    block_bytes : int
+        Bytes per block, a positive multiple of :data:`DIRECT_ALIGN`; 4 MiB by default.
+    writes : str, optional
+        ``direct`` (falls back to buffered where the file system lacks
+        ``O_DIRECT``); any other value writes buffered.
+
+    Returns
+    -------
+    tuple of int
+        The array's shape, ``(N, h, w)`` or ``(N, h, w, c)``.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``block_bytes`` or ``PIXELFLOW_STACK_WRITES``, or no images;
+        and as :func:`pixelflow.io.manifest.read_image_paths`.
+    ImageError
+        Naming the images, when they differ in shape or dtype (:func:`stack_layout`).
+    WorkerError
+        Naming the blocks and the cause, when an image cannot be read or no
+        longer has its manifest's form.
     """
     if block_bytes <= 0 or block_bytes % DIRECT_ALIGN:
         raise ValueError(f"block_bytes {block_bytes} is not a positive multiple of {DIRECT_ALIGN}")

@@ -12,6 +12,16 @@ from pixelflow.errors import ImageError
 def image_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image from its file header.
 
+    Parameters
+    ----------
+    path : str or path-like
+        Any image file Pillow opens; no pixel limit is applied.
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)`` in pixels.
+
     Raises
     ------
     ImageError

@@ -52,10 +52,26 @@ PNG_FILTERS = {
 def encode_params(fmt: str, compression: int = 0, strategy: str = "default", png_filter: str = "adaptive") -> list[int]:
     """OpenCV encoder flags for ``fmt``; compression 0 stores pixels unfiltered.
 
-    ``strategy`` is zlib's for PNG (see PNG_STRATEGIES); ``huffman_only`` skips
-    the search for repeated strings, which smooth images filtered row by row
-    hardly have: measured faster and smaller than level 3 on the bundled map.
-    ``png_filter`` is the row filter (see PNG_FILTERS).
+    Parameters
+    ----------
+    fmt : str
+        Canonical format name: ``png``, ``tiff`` or ``bmp``.
+    compression : int
+        PNG: zlib level 0-9, 0 storing the rows uncompressed with filter none
+        (``strategy`` and ``png_filter`` are then ignored). TIFF: 0 uncompressed,
+        anything else deflate. BMP: ignored.
+    strategy : str
+        zlib's strategy for PNG, a key of :data:`PNG_STRATEGIES`; ``huffman_only``
+        skips the search for repeated strings, which smooth images filtered row
+        by row hardly have: measured faster and smaller than level 3 on the
+        bundled map.
+    png_filter : str
+        The PNG row filter, a key of :data:`PNG_FILTERS`.
+
+    Returns
+    -------
+    list of int
+        Flag, value pairs for ``cv2.imencode``; empty for bmp.
     """
     if fmt == "png":
         if compression == 0:
@@ -74,6 +90,26 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
 
     Batch writers call it per image; it skips the per-call checks of :func:`encode_image`.
     An encoder reuses its buffers: use one per thread.
+
+    Parameters
+    ----------
+    fmt : str
+        Format name or alias.
+    dtype : str or numpy dtype
+        Pixel type of the arrays to encode.
+    compression, strategy, png_filter
+        As for :func:`encode_params`.
+
+    Returns
+    -------
+    callable
+        ``encode(array) -> bytes`` for (h, w) grey or (h, w, 3 or 4) RGB(A)
+        arrays; it raises ValueError when OpenCV cannot encode an array.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format, or a ``dtype`` the format cannot hold.
     """
     fmt = format_name(fmt)
     if str(dtype) not in image_format(fmt).dtypes:
@@ -107,7 +143,28 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
 def encode_image(
     array: np.ndarray, fmt: str, compression: int = 0, strategy: str = "default", png_filter: str = "adaptive"
 ) -> bytes:
-    """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes."""
+    """Encode an RGB(A) or grey array as ``fmt`` (png, tiff or bmp) bytes.
+
+    Parameters
+    ----------
+    array : ndarray
+        (h, w) grey or (h, w, 3 or 4) RGB(A), of a dtype ``fmt`` holds.
+    fmt : str
+        Format name or alias.
+    compression, strategy, png_filter
+        As for :func:`encode_params`.
+
+    Returns
+    -------
+    bytes
+        The encoded file.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format, a dtype the format cannot hold, or an array
+        OpenCV cannot encode.
+    """
     return image_encoder(fmt, array.dtype, compression, strategy, png_filter)(array)
 
 
@@ -125,7 +182,33 @@ def _decode_with_pillow(data: bytes) -> np.ndarray | None:
 
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode image bytes into an RGB(A) or grey array; ``name`` is used in errors."""
+    """Decode image bytes into an RGB(A) or grey array; ``name`` is used in errors.
+
+    OpenCV decodes first, unchanged (bit depth and alpha kept). Pillow gets
+    what OpenCV cannot decode unless it starts with a PNG, JPEG, TIFF or BMP
+    signature; its palette, bilevel, CMYK, YCbCr, LAB and HSV images are
+    converted to RGB, or RGBA when they have transparency.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    name : str
+        The file's name; one ending in a JPEG suffix (``.jpg``, ``.jpeg``,
+        ``.jpe``, ``.jfif``, any case) must end with the end-of-image marker
+        (trailing NUL bytes allowed).
+
+    Returns
+    -------
+    ndarray
+        (h, w) grey or (h, w, 3 or 4) RGB(A), of the stored pixel type.
+
+    Raises
+    ------
+    ImageError
+        Naming ``name``, for empty data, a truncated JPEG, PNG/JPEG/TIFF/BMP
+        data that OpenCV refuses, or data no decoder reads.
+    """
     if len(data) == 0:
         raise ImageError(f"{name}: file is empty (0 bytes)")
     if str(name).lower().endswith(JPEG_SUFFIXES) and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
@@ -142,7 +225,15 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
 
 def read_file(path) -> bytes:
-    """All bytes of a file; an OSError becomes an ImageError naming the file."""
+    """All bytes of a file; an OSError becomes an ImageError naming the file.
+
+    Reads to the end even if the file changes size while it is read.
+
+    Raises
+    ------
+    ImageError
+        Naming the file, when it cannot be opened or read.
+    """
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except OSError as error:
@@ -167,6 +258,26 @@ def read_image(path, shape=None, dtype=None) -> np.ndarray:
 
     With the expected ``shape`` and ``dtype``, a plain uncompressed PNG of that
     form is read without OpenCV (anything else still goes through it).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+    shape : tuple of int, optional
+        Expected (h, w) or (h, w, c); used only together with ``dtype``.
+    dtype : str or numpy dtype, optional
+        Expected pixel type. Neither is checked: an image of another form is
+        returned as decoded.
+
+    Returns
+    -------
+    ndarray
+        As :func:`decode_image` returns it.
+
+    Raises
+    ------
+    ImageError
+        Naming the file, when it cannot be read or decoded.
     """
     data = read_file(path)
     if shape is not None and dtype is not None:
@@ -184,7 +295,25 @@ def write_image(
     strategy: str = "default",
     png_filter: str = "adaptive",
 ) -> None:
-    """Write ``array`` to ``path`` atomically; the format defaults to the suffix."""
+    """Write ``array`` to ``path`` atomically; the format defaults to the suffix.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; its folder is created.
+    array : ndarray
+        (h, w) grey or (h, w, 3 or 4) RGB(A).
+    fmt : str, optional
+        Format name or alias; by default the one ``path``'s suffix names.
+    compression, strategy, png_filter
+        As for :func:`encode_params`.
+
+    Raises
+    ------
+    ValueError
+        For a suffix or format that is not known, a dtype the format cannot
+        hold, or an array OpenCV cannot encode.
+    """
     path = Path(path)
     if fmt is None:
         fmt = format_of_path(path)

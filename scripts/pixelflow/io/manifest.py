@@ -18,13 +18,40 @@ MANIFEST_COLUMNS = ("index", "file", "height", "width", "channels", "dtype", "sh
 
 
 def manifest_row(index: int, file: str, image: np.ndarray, digest: str) -> tuple:
-    """One manifest row for a decoded ``image``."""
+    """One manifest row for a decoded ``image``.
+
+    Parameters
+    ----------
+    index : int
+        The image's index in the dataset.
+    file : str
+        The image's file as the manifest records it: relative to the manifest's
+        folder, or absolute.
+    image : ndarray
+        The decoded image, (h, w) or (h, w, c).
+    digest : str
+        Hex SHA-256 of the file's bytes.
+
+    Returns
+    -------
+    tuple
+        ``(index, file, height, width, channels, dtype, sha256)``, dtype as text.
+    """
     height, width = image.shape[:2]
     return (index, file, height, width, image_channels(image), str(image.dtype), digest)
 
 
 def write_manifest(path, rows) -> None:
-    """Write manifest rows (sorted by index) as a TSV file, atomically."""
+    """Write manifest rows (sorted by index) as a TSV file, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The manifest file; its folder is created.
+    rows : iterable of tuple
+        Rows in :data:`MANIFEST_COLUMNS` order (:func:`manifest_row`); written
+        sorted, so by index, under a header line.
+    """
     lines = ["\t".join(MANIFEST_COLUMNS)]
     lines += ["\t".join(str(value) for value in row) for row in sorted(rows)]
     with atomic_file(path) as temporary:
@@ -53,7 +80,28 @@ def _field_count_error(manifest: str, number: int, count: int) -> ValueError:
 
 
 def read_manifest(shard_dir) -> list[dict]:
-    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``."""
+    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``.
+
+    Parameters
+    ----------
+    shard_dir : str or path-like
+        The folder holding ``manifest.tsv``.
+
+    Returns
+    -------
+    list of dict
+        In file order, keyed by :data:`MANIFEST_COLUMNS` (index, height, width
+        and channels as int) plus ``path``: ``file`` itself when absolute, else
+        ``shard_dir`` joined with it (not normalised).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the manifest, when it is missing.
+    ValueError
+        Naming the manifest, for other columns or a line with another number
+        of fields.
+    """
     manifest, prefix, lines = _manifest_lines(shard_dir)
     rows = []
     for number, line in enumerate(lines, start=2):
@@ -77,7 +125,26 @@ def read_manifest(shard_dir) -> list[dict]:
 
 
 def read_manifests(shard_dirs) -> list[dict]:
-    """All rows of several shards in index order; indexes must run 0..N-1 without gaps."""
+    """All rows of several shards in index order; indexes must run 0..N-1 without gaps.
+
+    Parameters
+    ----------
+    shard_dirs : iterable of str or path-like
+        Shard folders, in any order.
+
+    Returns
+    -------
+    list of dict
+        As :func:`read_manifest` gives them, sorted by index.
+
+    Raises
+    ------
+    ValueError
+        Naming the image, at the first index missing or repeated, and as
+        :func:`read_manifest`.
+    FileNotFoundError
+        As :func:`read_manifest`.
+    """
     rows = sorted((row for shard in shard_dirs for row in read_manifest(shard)), key=lambda row: row["index"])
     for expected, row in enumerate(rows):
         if row["index"] != expected:
@@ -106,6 +173,24 @@ def read_image_paths(shard_dirs) -> tuple[list[str], list[tuple[str, tuple, str]
     The same checks as :func:`read_manifests` at a fraction of its time and memory, for
     jobs that need only where the images are and what form they share (the stack).
     The forms are listed in the order of their first image.
+
+    Parameters
+    ----------
+    shard_dirs : iterable of str or path-like
+        Shard folders, in any order.
+
+    Returns
+    -------
+    paths : list of str
+        Every image's path, in index order, as ``path`` of :func:`read_manifest`.
+    forms : list of tuple
+        ``(first path, shape, dtype)`` of each distinct form, shape as
+        :func:`image_shape` gives it and dtype as text.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        As :func:`read_manifests`.
     """
     shard_dirs = list(shard_dirs)  # read twice when the fast path does not apply
     parts = sorted((_shard_paths(shard) for shard in shard_dirs), key=lambda part: part[0][:1])
@@ -132,14 +217,33 @@ def _row_forms(rows: list[dict]) -> list[tuple[str, tuple, str]]:
 
 
 def image_shape(row: dict) -> tuple:
-    """The array shape a manifest row describes."""
+    """The array shape a manifest row describes: (height, width) for one channel, else (height, width, channels)."""
     if row["channels"] == 1:
         return (row["height"], row["width"])
     return (row["height"], row["width"], row["channels"])
 
 
 def write_dataset_index(output, shard_dirs) -> int:
-    """Write all shards' rows, in index order, as one manifest beside the shards; return the count."""
+    """Write all shards' rows, in index order, as one manifest beside the shards; return the count.
+
+    Parameters
+    ----------
+    output : str or path-like
+        The dataset's manifest; its ``file`` column holds each image's path
+        relative to this file's folder, symbolic links resolved.
+    shard_dirs : iterable of str or path-like
+        The dataset's shard folders.
+
+    Returns
+    -------
+    int
+        The number of images.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        As :func:`read_manifests`.
+    """
     output = Path(output)
     rows = read_manifests(shard_dirs)
     anchor = output.parent.resolve()
@@ -162,7 +266,21 @@ def write_dataset_index(output, shard_dirs) -> int:
 
 
 def stale_shards(dataset_dir, current: list[str]) -> list[Path]:
-    """Shard folders (and their partial leftovers) of ``dataset_dir`` not among ``current`` shard names."""
+    """Shard folders (and their partial leftovers) of ``dataset_dir`` not among ``current`` shard names.
+
+    Parameters
+    ----------
+    dataset_dir : str or path-like
+        The dataset's folder; a missing one has no stale shards.
+    current : list of str
+        Names of the shard folders the plan has, e.g. ``shard-0000``.
+
+    Returns
+    -------
+    list of Path
+        Sorted: every ``shard-*`` entry not in ``current``, and every hidden
+        ``.shard-*.partial-*`` entry whose shard is not in ``current``.
+    """
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         return []
@@ -178,7 +296,18 @@ def stale_shards(dataset_dir, current: list[str]) -> list[Path]:
 
 
 def remove_stale_shards(dataset_dir, current: list[str]) -> list[Path]:
-    """Delete shard folders the plan no longer has (after ``count`` shrank); return them."""
+    """Delete shard folders the plan no longer has (after ``count`` shrank); return them.
+
+    Parameters
+    ----------
+    dataset_dir, current
+        As for :func:`stale_shards`.
+
+    Returns
+    -------
+    list of Path
+        The entries deleted.
+    """
     removed = stale_shards(dataset_dir, current)
     for entry in removed:
         if entry.is_dir() and not entry.is_symlink():

@@ -56,6 +56,25 @@ def stored_png_encoder(shape, dtype):
     """A function encoding arrays of exactly ``shape`` and ``dtype`` as uncompressed, unfiltered PNG bytes.
 
     Each call fills the same buffer, so use one encoder per thread.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (h, w) grey or (h, w, 3 or 4) RGB(A), every size at least 1.
+    dtype : str or numpy dtype
+        uint8 or uint16.
+
+    Returns
+    -------
+    callable
+        ``encode(array) -> bytes``; it raises ValueError for an array of
+        another shape or dtype.
+
+    Raises
+    ------
+    ValueError
+        For another dtype or shape, or an image too large for one PNG chunk
+        (2**31 - 1 bytes).
     """
     head, shape, dtype, samples, row_bytes = _layout(tuple(shape), dtype)
     size = shape[0] * row_bytes
@@ -100,6 +119,20 @@ def decode_stored_png(data, shape, dtype) -> np.ndarray | None:
     of any compression level holding exactly the rows, each with filter byte 0. Any
     other chunk or anything inconsistent gives None. Chunk CRCs are not checked (the
     zlib stream's Adler-32 is); callers needing integrity check a digest of the file.
+
+    Parameters
+    ----------
+    data : bytes-like
+        The whole PNG file.
+    shape : tuple of int
+        Expected (h, w) or (h, w, 3 or 4).
+    dtype : str or numpy dtype
+        Expected pixel type, uint8 or uint16 (anything else gives None).
+
+    Returns
+    -------
+    ndarray or None
+        A new array of ``shape`` and ``dtype`` in native byte order, or None.
     """
     try:
         head, shape, dtype, samples, row_bytes = _layout(tuple(shape), dtype)

@@ -184,7 +184,7 @@ def nearest(queries: np.ndarray, library, k: int = 1, method: str = "auto"):
 
 
 def tiles_needed(cells: int, max_repeats: int | None) -> int:
-    """Fewest library tiles that can fill ``cells`` cells when each is used at most ``max_repeats`` times."""
+    """Fewest library tiles that can fill ``cells`` cells when each is used at most ``max_repeats`` times (None: 1)."""
     return 1 if max_repeats is None else math.ceil(cells / max_repeats)
 
 

@@ -22,16 +22,36 @@ from pixelflow.runner import parallel_map
 
 
 class MosaicSpec(TypedDict):
-    """What a mosaic depends on besides its target and library (planning hands it to the job)."""
+    """What a mosaic depends on besides its target and library (planning hands it to the job).
 
-    key: str  # the mosaic's config key, for error messages
-    library: str  # the library's name, for error messages and the report
-    tile: int  # cell size in target pixels
-    grid: int  # features: grid x grid cell means
-    space: str  # features' colour space: lab or rgb
-    max_repeats: int | None  # uses of one tile at most; None: no limit
-    colour_correction: float  # 0-1: how far tiles move toward their cell's mean colour
-    scale: int  # output pixels per tile
+    Attributes
+    ----------
+    key : str
+        The mosaic's config key, for error messages.
+    library : str
+        The library's name, for error messages and the report.
+    tile : int
+        Cell size in target pixels.
+    grid : int
+        Features: grid x grid cell means (:func:`pixelflow.mosaics.tiles.grid_features`).
+    space : str
+        The features' colour space: ``lab`` or ``rgb``.
+    max_repeats : int or None
+        Uses of one tile at most; None: no limit.
+    colour_correction : float
+        From 0 to 1: how far tiles move toward their cell's mean colour.
+    scale : int
+        Output pixels per tile side.
+    """
+
+    key: str
+    library: str
+    tile: int
+    grid: int
+    space: str
+    max_repeats: int | None
+    colour_correction: float
+    scale: int
 
 
 BAND_CELLS = 256  # cells per matching task, about; whole rows of cells
@@ -49,23 +69,63 @@ def share_library(features: np.ndarray, method: str) -> None:
 
 
 def match_band(item):
-    """Worker: the ``k`` nearest library tiles of one band's cell features."""
+    """Worker: the ``k`` nearest library tiles of one band's cell features.
+
+    The item is ``(first cell, (b, d) features, k)``; the result is
+    :func:`pixelflow.mosaics.matching.nearest`'s ``(indices, distances)``.
+    """
     _, queries, k = item
     return matching.nearest(queries, _WORKER["index"], k)
 
 
 def describe_band(item) -> str:
+    """Words naming a band (the item as for :func:`match_band`) in error messages: its cells."""
     return f"cells {item[0]}..{item[0] + len(item[1]) - 1}"
 
 
 def cell_bands(rows: int, cols: int) -> list[tuple[int, int]]:
-    """(first cell, stop cell) of each band: whole rows of cells, about BAND_CELLS each."""
+    """(first cell, stop cell) of each band: whole rows of cells, about BAND_CELLS each.
+
+    Cells are numbered row-major; a band is ``ceil(BAND_CELLS / cols)`` rows
+    (the last may be shorter), so at least one row.
+
+    Returns
+    -------
+    list of tuple of int
+    """
     step = max(1, math.ceil(BAND_CELLS / cols)) * cols
     return [(start, min(start + step, rows * cols)) for start in range(0, rows * cols, step)]
 
 
 def match_cells(cell_features, library_features, k, method, processes):
-    """(indices, distances) of the k nearest tiles of every cell, computed band by band in workers."""
+    """(indices, distances) of the k nearest tiles of every cell, computed band by band in workers.
+
+    Parameters
+    ----------
+    cell_features : ndarray
+        (rows, cols, d) features of the target's cells.
+    library_features : ndarray
+        (n, d) features of the tiles.
+    k : int
+        Nearest tiles per cell.
+    method : str
+        ``auto``, ``blas`` or ``kdtree`` (:func:`pixelflow.mosaics.matching.build_index`).
+    processes : int
+        Worker processes; a search of fewer than :data:`PARALLEL_MIN_PAIRS`
+        cell-tile pairs runs in this process.
+
+    Returns
+    -------
+    indices : ndarray
+        (rows * cols, k) int64, cells in row-major order, nearest first.
+    distances : ndarray
+        (rows * cols, k) float64.
+
+    Raises
+    ------
+    WorkerError
+        Naming the band's cells, when a search fails.
+    """
     rows_cols = cell_features.shape[:2]
     flat = cell_features.reshape(-1, cell_features.shape[-1])
     items = [(start, flat[start:stop], k) for start, stop in cell_bands(*rows_cols)]
@@ -84,13 +144,39 @@ def match_cells(cell_features, library_features, k, method, processes):
 
 
 def rgb_float(images: np.ndarray) -> np.ndarray:
-    """float32 RGB view of uint8 grey (..., h, w) or RGB (..., h, w, 3) images."""
+    """float32 RGB copies of a stack of grey (n, h, w) or RGB (n, h, w, 3) images.
+
+    Only a 4-D array ending in 3 channels counts as RGB; anything else gets
+    its values repeated along a new last axis of 3.
+    """
     images = images.astype(np.float32)
     return images if images.shape[-1:] == (3,) and images.ndim == 4 else images[..., None].repeat(3, -1)
 
 
 def placed_tiles(tiles, assignment, scale, tile_means=None, cell_means=None, correction=0.0) -> np.ndarray:
-    """The tiles of ``assignment`` at ``scale`` px, shifted by ``correction`` toward their cell's mean colour."""
+    """The tiles of ``assignment`` at ``scale`` px, shifted by ``correction`` toward their cell's mean colour.
+
+    Parameters
+    ----------
+    tiles : ndarray
+        (n, t, t) grey or (n, t, t, 3) RGB uint8.
+    assignment : ndarray
+        (cells,) int tile per cell.
+    scale : int
+        Output tile side in pixels; resizing averages areas when shrinking and
+        is bilinear when enlarging.
+    tile_means, cell_means : ndarray, optional
+        (n, channels) and (cells, channels) mean colours on [0, 255], one
+        channel for grey tiles; unused when ``correction`` is 0 or less.
+    correction : float
+        The fraction of ``cell mean - tile mean`` added to every pixel of a
+        placed tile; the result is rounded and clipped to [0, 255].
+
+    Returns
+    -------
+    ndarray
+        (cells, scale, scale) or (cells, scale, scale, 3) uint8.
+    """
     used, inverse = np.unique(assignment, return_inverse=True)
     chosen = tiles[used]
     if scale != tiles.shape[1]:
@@ -106,14 +192,41 @@ def placed_tiles(tiles, assignment, scale, tile_means=None, cell_means=None, cor
 
 
 def assemble(placed: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Lay ``rows * cols`` tiles (row-major) out as one image."""
+    """Lay ``rows * cols`` tiles (row-major) out as one image.
+
+    Parameters
+    ----------
+    placed : ndarray
+        (rows * cols, s, s) or (rows * cols, s, s, c).
+    rows, cols : int
+        The grid's size in tiles.
+
+    Returns
+    -------
+    ndarray
+        (rows * s, cols * s) or (rows * s, cols * s, c), contiguous.
+    """
     size = placed.shape[1]
     grid = placed.reshape(rows, cols, size, size, *placed.shape[3:]).swapaxes(1, 2)
     return np.ascontiguousarray(grid.reshape(rows * size, cols * size, *placed.shape[3:]))
 
 
 def quality(mosaic: np.ndarray, target: np.ndarray) -> dict:
-    """Mean CIEDE2000 and PSNR (dB, None if identical) of ``mosaic`` against ``target`` at the target's size."""
+    """Mean CIEDE2000 and PSNR (dB, None if identical) of ``mosaic`` against ``target`` at the target's size.
+
+    A mosaic of another size is first resized (area averaging). Grey images
+    are compared as RGB with equal channels.
+
+    Parameters
+    ----------
+    mosaic, target : ndarray
+        (h, w) grey or (h, w, 3) RGB uint8.
+
+    Returns
+    -------
+    dict
+        ``mean_ciede2000`` and ``psnr_db``, rounded to 4 decimals.
+    """
     if mosaic.shape[:2] != target.shape[:2]:
         mosaic = cv2.resize(mosaic, target.shape[1::-1], interpolation=cv2.INTER_AREA)
     a, b = rgb_float(mosaic[None])[0] / 255.0, rgb_float(target[None])[0] / 255.0
@@ -125,7 +238,35 @@ def quality(mosaic: np.ndarray, target: np.ndarray) -> dict:
 
 
 def check_fits(target_shape, tile: int, library_size: int, max_repeats, key: str, library: str) -> tuple[int, int]:
-    """(rows, cols) of cells, or a ConfigError naming ``key`` when the tile or library cannot cover the target."""
+    """(rows, cols) of cells, or a ConfigError naming ``key`` when the tile or library cannot cover the target.
+
+    Parameters
+    ----------
+    target_shape : tuple of int
+        The target's (h, w[, c]).
+    tile : int
+        Cell side in target pixels.
+    library_size : int
+        Tiles in the library.
+    max_repeats : int or None
+        Uses of one tile at most; None: no limit.
+    key : str
+        The mosaic's config key.
+    library : str
+        The library's name.
+
+    Returns
+    -------
+    tuple of int
+        ``(h // tile, w // tile)``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key.tile`` when ``tile`` exceeds the target's shorter side,
+        ``key.library`` when the library is empty, and ``key.max_repeats``
+        when the library cannot fill the cells at that limit.
+    """
     height, width = target_shape[:2]
     if tile > min(height, width):
         raise ConfigError(f"config key {key}.tile: {tile} px is larger than the {width}x{height} target")
@@ -161,8 +302,24 @@ def make_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int 
 
     Returns
     -------
-    (mosaic, report) : the uint8 image (grey when target and tiles are grey) and a dict of
-    usage, quality and seconds per phase.
+    mosaic : ndarray
+        (rows * scale, cols * scale) uint8 when target and tiles are grey, else
+        (rows * scale, cols * scale, 3) RGB; the target is cropped to whole cells.
+    report : dict
+        The library, tile size, cells, mosaic shape, features, matching method,
+        distinct tiles used and most uses of one, :func:`quality` against the
+        cropped target, and seconds per phase.
+
+    Raises
+    ------
+    ValueError
+        If the tiles are not ``spec["tile"]`` pixels wide.
+    ImageError
+        For a target of an unsupported shape or dtype.
+    ConfigError
+        As :func:`check_fits`.
+    WorkerError
+        When matching fails in a worker.
     """
     seconds = {}
     started = time.perf_counter()

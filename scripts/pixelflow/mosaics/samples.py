@@ -30,6 +30,11 @@ SKIMAGE_SAMPLES = (
 def sample_image(name: str):
     """The sample image ``name`` of ``skimage.data`` as scikit-image gives it (any dtype).
 
+    Returns
+    -------
+    ndarray
+        Grey (h, w), or channel-last RGB or RGBA.
+
     Raises
     ------
     ValueError

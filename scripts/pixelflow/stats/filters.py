@@ -42,7 +42,7 @@ BORDERS = {
     "wrap": cv2.BORDER_WRAP,
 }
 INTEGER_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
-# Measured on the 2-core machine (benchmarks/stats_bench.py --tune): bands of 32
+# Measured on the 2-core machine (benchmarks/stats.py --tune): bands of 32
 # outputs, one dense band for axes up to DENSE_LENGTH, matrices from radius 16 on.
 BAND = 32
 DENSE_LENGTH = 64
@@ -59,7 +59,22 @@ def _kernel32(sigma: float, truncate: float) -> np.ndarray:
 def to_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     """``image`` as float32: uint8 and uint16 scaled to [0, 1], float as is.
 
-    Raises ValueError naming ``name`` if a float image holds NaN or infinity.
+    Parameters
+    ----------
+    image : ndarray
+        Any shape; uint8, uint16 or floating point.
+    name : str
+        Names the image in errors.
+
+    Returns
+    -------
+    ndarray
+        float32 of ``image``'s shape; a float32 ``image`` itself, not a copy.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for another dtype, or a float image holding NaN or infinity.
     """
     if image.dtype in INTEGER_SCALE:
         return image.astype(np.float32) * np.float32(INTEGER_SCALE[image.dtype])
@@ -74,7 +89,27 @@ def to_float(image: np.ndarray, name: str = "image") -> np.ndarray:
 
 
 def source_positions(positions: np.ndarray, length: int, mode: str) -> np.ndarray:
-    """The pixel each position along an axis of ``length`` reads under ``mode``; -1 where it reads 0."""
+    """The pixel each position along an axis of ``length`` reads under ``mode``; -1 where it reads 0.
+
+    Parameters
+    ----------
+    positions : ndarray
+        int positions, which may lie outside ``0..length-1``.
+    length : int
+        The axis' length.
+    mode : str
+        A border mode (see the module's table).
+
+    Returns
+    -------
+    ndarray
+        int, of ``positions``' shape; -1 only for ``constant``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode, naming it.
+    """
     if mode == "nearest":
         return np.clip(positions, 0, length - 1)
     if mode == "wrap":
@@ -99,6 +134,27 @@ def axis_bands(length: int, sigma: float, truncate: float, mode: str) -> tuple:
     Outputs ``start:stop`` are ``matrix @ line[lo:hi]``; the matrix (float32,
     read-only) holds the kernel weights, those of positions past the edge
     added onto the pixels they read. Short axes are one dense band.
+
+    Parameters
+    ----------
+    length : int
+        The axis' length in pixels.
+    sigma, truncate : float
+        As for :func:`gaussian`.
+    mode : str
+        A border mode.
+
+    Returns
+    -------
+    tuple of tuple
+        ``(start, stop, lo, hi, matrix)`` per band of :data:`BAND` outputs (one
+        band up to :data:`DENSE_LENGTH`), ``matrix`` (stop - start, hi - lo).
+        Cached: the same objects for the same arguments.
+
+    Raises
+    ------
+    ValueError
+        For sigma not above 0, or an unknown mode.
     """
     weights = _kernel(sigma, truncate)
     radius = len(weights) // 2
@@ -148,6 +204,28 @@ def gaussian(image: np.ndarray, sigma: float, truncate: float = 4.0, mode: str =
 
     Matches ``skimage.filters.gaussian(image, sigma, mode=mode, truncate=truncate,
     channel_axis=-1 for colour)`` to float32 rounding (about 1e-6 for values in [0, 1]).
+
+    Parameters
+    ----------
+    image : ndarray
+        (h, w) or (h, w, c); cast to float32 without scaling (integer images
+        go through :func:`to_float` first).
+    sigma : float
+        Standard deviation in pixels, above 0.
+    truncate : float
+        Kernel radius in standard deviations (:func:`kernel_radius`).
+    mode : str
+        Border mode: reflect, mirror, nearest, constant (0) or wrap.
+
+    Returns
+    -------
+    ndarray
+        float32, of ``image``'s shape.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode or sigma not above 0.
     """
     if mode not in BORDERS:
         raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(BORDERS)}")

@@ -15,7 +15,15 @@ def kernel_radius(sigma: float, truncate: float = 4.0) -> int:
 
 
 def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """The normalised 1-D kernel (float64, length 2r + 1) of scipy.ndimage.gaussian_filter."""
+    """The normalised 1-D kernel (float64, length 2r + 1) of scipy.ndimage.gaussian_filter.
+
+    r is :func:`kernel_radius`; the weights sum to 1.
+
+    Raises
+    ------
+    ValueError
+        For sigma not above 0.
+    """
     return _kernel(float(sigma), float(truncate)).astype(np.float64)
 
 

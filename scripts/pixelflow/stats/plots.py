@@ -6,7 +6,20 @@ from pixelflow.atomic import atomic_file
 
 
 def plot_variance(path, rows: list[dict], sigmas, title: str) -> None:
-    """var_in and var_out against image index and against mean_in, one series per σ; written atomically."""
+    """var_in and var_out against image index and against mean_in, one series per σ; written atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The PNG file (1100 x 420 px).
+    rows : list of dict
+        Rows of a stats table (:func:`pixelflow.stats.tables.read_table`): index,
+        sigma, mean_in, var_in and var_out are used.
+    sigmas : sequence of float
+        One var_out series each; var_in is taken from the rows of the first.
+    title : str
+        The figure's title.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

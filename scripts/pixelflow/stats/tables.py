@@ -48,14 +48,31 @@ def format_value(value) -> str:
 
 
 def write_table(path, columns, rows) -> None:
-    """Write a TSV table atomically."""
+    """Write a TSV table atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; its folder is created.
+    columns : sequence of str
+        The header.
+    rows : iterable of sequence
+        Values in ``columns`` order, written with :func:`format_value`.
+    """
     lines = ["\t".join(columns)] + ["\t".join(format_value(value) for value in row) for row in rows]
     with atomic_file(path) as temporary:
         Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def read_table(path) -> list[dict]:
-    """Rows of a stats TSV as dicts (numbers parsed)."""
+    """Rows of a stats TSV as dicts (numbers parsed).
+
+    Returns
+    -------
+    list of dict
+        Keyed by the header: ``index``, ``radius`` and ``images`` as int,
+        ``file`` as text, every other column as float.
+    """
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\n").split("\t")
         rows = []
@@ -74,7 +91,26 @@ def _parse(key: str, text: str):
 
 
 def write_summary(tables, summary, theory, sigmas, truncate: float) -> tuple[list[dict], list[tuple]]:
-    """Gather shard tables into ``summary`` (index order) and write the theory check to ``theory``."""
+    """Gather shard tables into ``summary`` (index order) and write the theory check to ``theory``.
+
+    Parameters
+    ----------
+    tables : iterable of str or path-like
+        The shards' TSV tables.
+    summary, theory : str or path-like
+        The output tables, :data:`COLUMNS` and :data:`THEORY_COLUMNS`.
+    sigmas : sequence of float
+        The sigmas to check, in order.
+    truncate : float
+        Kernel radius in standard deviations.
+
+    Returns
+    -------
+    rows : list of dict
+        Every row, sorted by index (the σ order kept within an image).
+    checks : list of tuple
+        The theory rows (:func:`theory_rows`).
+    """
     rows = [row for table in tables for row in read_table(table)]
     rows.sort(key=lambda row: row["index"])  # stable: the σ order is kept within an image
     write_table(summary, COLUMNS, [tuple(row[key] for key in COLUMNS) for row in rows])
@@ -84,7 +120,27 @@ def write_summary(tables, summary, theory, sigmas, truncate: float) -> tuple[lis
 
 
 def theory_rows(rows: list[dict], sigmas, truncate: float) -> list[tuple]:
-    """Measured vs predicted variance ratio per σ, from the images that are not clipped."""
+    """Measured vs predicted variance ratio per σ, from the images that are not clipped.
+
+    The measured ratio is the mean of ``var_out_interior / var_in`` over the
+    images with at most :data:`MAX_CLIPPED` of their pixels clipped, ``var_in``
+    above 0 and an interior (NaN if there is none). It is compared with the
+    continuous prediction 1 / (4πσ²) and the discrete one (Σ w²)², w the kernel.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Stats rows (:func:`read_table`).
+    sigmas : sequence of float
+        One check per σ, in order.
+    truncate : float
+        Kernel radius in standard deviations.
+
+    Returns
+    -------
+    list of tuple
+        In :data:`THEORY_COLUMNS` order; the errors are measured / predicted - 1.
+    """
     table = []
     for sigma in sigmas:
         kernel = gaussian_kernel(sigma, truncate)

@@ -24,16 +24,36 @@ from pixelflow.stats.tables import COLUMNS, write_table
 
 
 class FilterSettings(TypedDict):
-    """Everything a stats shard's outputs depend on besides its images (planning hands it to the job)."""
+    """Everything a stats shard's outputs depend on besides its images (planning hands it to the job).
+
+    Attributes
+    ----------
+    sigmas : list of float
+        The filters' standard deviations in pixels, in output order.
+    truncate : float
+        Kernel radius in standard deviations.
+    mode : str
+        Border mode, as scipy.ndimage names it.
+    save_filtered : str
+        Format of the 8-bit filtered images, or "none".
+    """
 
     sigmas: list[float]
     truncate: float
-    mode: str  # border mode, as scipy.ndimage names it
-    save_filtered: str  # format of the 8-bit filtered images, or "none"
+    mode: str
+    save_filtered: str
 
 
 def moments(values: np.ndarray) -> tuple[float, float, float, float]:
-    """(mean, variance, min, max) over all pixels and channels, accumulated in float64."""
+    """(mean, variance, min, max) over all pixels and channels, accumulated in float64.
+
+    The variance is the population one (divided by the pixel count).
+
+    Parameters
+    ----------
+    values : ndarray
+        (h, w) or (h, w, c) float32; a crop of a larger array will do.
+    """
     rows = values.reshape(values.shape[0], -1)  # one channel; a view even for an interior crop
     mean, std = cv2.meanStdDev(rows)
     low, high, _, _ = cv2.minMaxLoc(rows)
@@ -41,7 +61,15 @@ def moments(values: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def interior_variance(filtered: np.ndarray, radius: int) -> float:
-    """Variance of the pixels whose kernel support lies inside the image (NaN if none do)."""
+    """Variance of the pixels whose kernel support lies inside the image (NaN if none do).
+
+    Parameters
+    ----------
+    filtered : ndarray
+        (h, w) or (h, w, c) float32 filtered image.
+    radius : int
+        The kernel's radius; that many pixels are dropped at every edge.
+    """
     height, width = filtered.shape[:2]
     if height <= 2 * radius or width <= 2 * radius:
         return math.nan
@@ -54,7 +82,38 @@ def clipped_fraction(values: np.ndarray) -> float:
 
 
 def image_rows(index: int, file: str, image: np.ndarray, sigmas, truncate: float, mode: str, name=None):
-    """Statistics rows of one image for every σ, and the filtered images (float32); ``name`` is used in errors."""
+    """Statistics rows of one image for every σ, and the filtered images (float32); ``name`` is used in errors.
+
+    Parameters
+    ----------
+    index : int
+        The image's index.
+    file : str
+        The image's file as the table records it.
+    image : ndarray
+        (h, w) or (h, w, c) uint8, uint16 or float (:func:`pixelflow.stats.filters.to_float`).
+    sigmas : sequence of float
+        Standard deviations in pixels.
+    truncate : float
+        Kernel radius in standard deviations.
+    mode : str
+        Border mode.
+    name : str, optional
+        Names the image in errors; ``file`` by default.
+
+    Returns
+    -------
+    rows : list of tuple
+        One per σ, in :data:`pixelflow.stats.tables.COLUMNS` order.
+    filtered : list of ndarray
+        One float32 image per σ, of ``image``'s shape.
+
+    Raises
+    ------
+    ValueError
+        Naming the image, for an unsupported dtype or non-finite pixels; and
+        for an unknown mode or a sigma not above 0.
+    """
     values = filters.to_float(image, file if name is None else name)
     mean_in, var_in, min_in, max_in = moments(values)
     clipped = clipped_fraction(values)
@@ -74,13 +133,21 @@ _JOB: dict = {}
 
 
 def init_worker(settings: dict) -> None:
-    """Keep the shard job's settings (sigmas, truncate, mode, save format, output folders)."""
+    """Pool initializer: keep the shard job's settings in this worker.
+
+    They are the :class:`FilterSettings` plus the dataset's name, the output
+    folders and, for a generated dataset, its ``spec``.
+    """
     _JOB.clear()
     _JOB.update(settings)
 
 
 def filter_and_save(index: int, file: str, name: str, image: np.ndarray) -> list[tuple]:
-    """Filter one image for every σ, save its 8-bit results, return its rows; ``name`` is used in errors."""
+    """Filter one image for every σ, save its 8-bit results, return its rows; ``name`` is used in errors.
+
+    The results go to the job's folders, one per σ, as
+    ``{dataset}_{index:06d}`` files of the ``save_filtered`` format, unless it is "none".
+    """
     rows, filtered = image_rows(index, file, image, _JOB["sigmas"], _JOB["truncate"], _JOB["mode"], name)
     fmt = _JOB["save_filtered"]
     if fmt != "none":
@@ -111,19 +178,47 @@ def process_generated(index: int) -> list[tuple]:
 
 
 def describe_item(item: tuple) -> str:
-    """An image's path, for error messages."""
+    """An image's path (the item: ``(index, file, path)``), for error messages."""
     return str(item[2])
 
 
 def describe_generated(index: int) -> str:
-    """A generated image, for error messages (the error itself names the dataset)."""
+    """A generated image (the item: its index), for error messages (the error itself names the dataset)."""
     return f"image {index}"
 
 
 def write_shard(table, folders, dataset: str, images, settings: FilterSettings, processes: int) -> int:
     """Filter a shard's image files ``[(index, file, path)]``; write the table and one folder per σ.
 
-    All outputs appear together or not at all. Returns the number of rows.
+    All outputs appear together or not at all.
+
+    Parameters
+    ----------
+    table : str or path-like
+        The shard's TSV table (:data:`pixelflow.stats.tables.COLUMNS`).
+    folders : sequence of str or path-like
+        One folder per σ, in ``sigmas`` order, for the 8-bit filtered images;
+        each is replaced as a whole (and left empty when they are not saved).
+    dataset : str
+        The dataset's name, which names the saved files.
+    images : iterable of tuple
+        ``(index, file, path)`` of each image: ``file`` as the table records it.
+    settings : FilterSettings
+        The filters and the save format.
+    processes : int
+        Worker processes.
+
+    Returns
+    -------
+    int
+        The number of rows: images times sigmas.
+
+    Raises
+    ------
+    ValueError
+        When images are saved and the folders do not match the sigmas in number.
+    WorkerError
+        Naming the image's path, when it cannot be read or filtered.
     """
     return _write_shard(table, folders, dataset, settings, processes, process_image, images, describe_item)
 
@@ -134,6 +229,28 @@ def write_generated_shard(
     """Like :func:`write_shard` for images ``start..stop-1`` of a generated dataset, drawn in memory.
 
     ``spec`` holds the dataset's name, generator, seed, shape, dtype and format.
+
+    Parameters
+    ----------
+    table, folders, settings, processes
+        As for :func:`write_shard`.
+    spec : GeneratedSpec
+        The dataset; its name names the saved files, ``file`` in the table is
+        the image's file name in the dataset.
+    start, stop : int
+        The images, ``start..stop-1``.
+
+    Returns
+    -------
+    int
+        The number of rows: images times sigmas.
+
+    Raises
+    ------
+    ValueError
+        As :func:`write_shard`.
+    WorkerError
+        Naming the image's index, when it cannot be drawn or filtered.
     """
     settings = dict(settings, spec=spec)
     # Images of one shape cost the same: one contiguous chunk per worker process.
