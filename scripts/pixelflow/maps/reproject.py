@@ -35,7 +35,7 @@ from pixelflow.errors import ImageError, WorkerError
 from pixelflow.formats import format_of_path
 from pixelflow.io.headers import image_size
 from pixelflow.io.images import read_image, write_image
-from pixelflow.io.rawtiff import tiff_header, uncompressed_layout
+from pixelflow.io.tiff import create_tiff, uncompressed_layout
 from pixelflow.maps import projections
 from pixelflow.maps.georef import SourceGeometry, source_geometry
 from pixelflow.maps.inverse_cache import InverseMapFile, inverse_spec
@@ -209,12 +209,12 @@ def _to_channels(image: np.ndarray) -> np.ndarray:
 def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tuple:
     """Read a map image into a (rows + 2 pad, columns, channels) array; the ``pad`` rows are left to fill.
 
-    Returns ``(array, mapped)``. With ``in_place``, an uncompressed TIFF is
-    not read at all but memory-mapped where it lies (no padding; ``mapped``
-    is True); otherwise an uncompressed TIFF is read straight into place and
-    other files are decoded by :func:`pixelflow.io.images.read_image`. The size
-    is checked against ``pixel_limit`` from the header before anything is
-    decoded.
+    Returns ``(array, mapped)``. With ``in_place``, an uncompressed TIFF (see
+    :func:`uncompressed_layout`) is not read at all but memory-mapped where it
+    lies (no padding; ``mapped`` is True); otherwise an uncompressed TIFF is
+    read straight into place and other files are decoded by
+    :func:`pixelflow.io.images.read_image`. The size is checked against
+    ``pixel_limit`` from the header before anything is decoded.
     """
 
     width, height = image_size(path)
@@ -233,6 +233,8 @@ def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tup
         height, width, channels, dtype, offset = layout
     if np.dtype(dtype) not in (np.uint8, np.uint16):
         raise ImageError(f"{path}: {np.dtype(dtype)} pixels; maps must be 8- or 16-bit")
+    if image is None and offset + height * width * channels * dtype.itemsize > os.path.getsize(path):
+        raise ImageError(f"{path}: pixel data is truncated")
     if image is None and in_place and offset % np.dtype(dtype).itemsize == 0:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(height, width, channels)), True
     buffer = np.empty((height + 2 * pad, width, channels), np.dtype(dtype).newbyteorder("="))
@@ -347,12 +349,9 @@ def reproject_file(
         if inverse_path is not None:  # checked before anything is written
             inverse = open_inverse_map(inverse_path, mapping, f"{source_path} -> {output_path}")
         if fmt == "tiff":
-            header = tiff_header(height, width, channels, np.dtype(source.dtype))
             with atomic_file(output_path) as temporary:
-                with open(temporary, "wb") as file:
-                    file.write(header)
-                    file.truncate(len(header) + data_bytes)
-                exact = render(temporary, len(header))
+                offset = create_tiff(temporary, height, width, channels, source.dtype)
+                exact = render(temporary, offset)
         else:
             scratch_output = partial_name(output_path)  # raw pixels, before PNG encoding
             with open(scratch_output, "wb") as file:

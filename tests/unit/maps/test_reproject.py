@@ -6,12 +6,13 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 from pixelflow.io.images import ImageError, read_image, write_image
-from pixelflow.io.rawtiff import uncompressed_layout
 from pixelflow.maps import projections
 from pixelflow.maps.georef import source_geometry
 from pixelflow.maps.inverse_map import exact_coordinates, mapping_task
-from pixelflow.maps.reproject import render_tiles, reproject_file
+from pixelflow.maps.reproject import load_source, render_tiles, reproject_file
 from pixelflow.runner import WorkerError
 
 TMERC = {"kind": "transverse_mercator", "lon_0": 0.0}
@@ -126,8 +127,21 @@ def test_channels_and_bit_depth_are_kept(tmp_path, channels, dtype, name):
     assert result.shape == ((60, 120) if channels == 1 else (60, 120, channels))
     assert facts["channels"] == channels
     if name.endswith(".tif"):
-        assert uncompressed_layout(output)[:4] == (60, 120, channels, np.dtype(dtype))
-        assert np.array_equal(cv2.imread(str(output), cv2.IMREAD_UNCHANGED).shape[:2], (60, 120))
+        with tifffile.TiffFile(output) as tif:  # uncompressed, its pixels in one piece
+            page = tif.pages.first
+            assert (page.compression, page.is_contiguous, page.shape, page.dtype) == (1, True, result.shape, dtype)
+            stored = page.asarray()
+        opencv = cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
+        opencv = opencv if channels == 1 else opencv[..., [2, 1, 0, 3][:channels]]
+        if channels == 4 and dtype == np.uint8:  # libtiff's RGBA reader premultiplies unassociated alpha
+            assert np.array_equal(opencv[..., 3], stored[..., 3])
+            assert np.abs(opencv[..., :3] - stored[..., :3] * (stored[..., 3:] / 255)).max() <= 0.5
+        else:
+            assert np.array_equal(opencv, stored)
+        with Image.open(output) as pillow:
+            # Pillow has no 16-bit colour modes: it keeps the high bytes.
+            expected = stored >> 8 if channels > 1 and dtype == np.uint16 else stored
+            assert np.array_equal(np.asarray(pillow), expected)
 
 
 def test_tif_and_png_outputs_hold_the_same_pixels_and_tif_input_reads_the_same(tmp_path):
@@ -286,7 +300,7 @@ def test_uncompressed_tiff_sources_are_used_in_place_and_give_exact_pixels(tmp_p
     image = smooth_world(channels=channels, dtype=np.uint16, seed=21)
     source = tmp_path / "world.tif"
     write_image(source, image)
-    assert uncompressed_layout(source) is not None  # the memory-mapped path
+    assert load_source(source, 2, 1 << 30, in_place=True)[1]  # the memory-mapped path
     output = tmp_path / "out.tif"
     reproject_file(source, output, {}, {"kind": "equirectangular", "lon_0": 180, "width": 180, "height": 90}, threads=2,
                    pixels_per_thread=1000)  # fmt: skip
