@@ -18,46 +18,40 @@ tune (``--tune``, only)
     The choices inside pixelflow.stats.filters: per image and kernel radius, OpenCV's separable filter
     against the band-matrix products for several band sizes, and a dense matrix for short axes.
 
-Before every timed process the harness's settler (benchmarks/harness.py) syncs and waits until
-the disk and the CPUs are quiet and creating a file costs what it usually does: on this VM a
-large delete makes file creation 10-20x slower for a while, so the runs' folders are deleted
-only when a row is finished, never between two timed runs.
+The workflow and the pixelflow code timed are a copy of the committed workflow (``--source``). Before
+every timed process the settler (common.Settler) syncs and waits until the disk and the CPUs are
+quiet and creating a file costs what it usually does: on this VM a large delete makes file creation
+10-20x slower for a while, so the runs' folders are deleted only when a row is finished, never
+between two timed runs.
 
 Prints markdown tables and writes them to benchmarks/results/stats.md. Run alone,
-e.g. ``flock /work/scratch/bench.lock python benchmarks/stats_bench.py``.
+e.g. ``python benchmarks/stats.py --repeats 3``.
 """
 
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-import yaml
-from harness import Settler
+from common import (
+    BENCH_DIR,
+    RESULTS,
+    SCRATCH,
+    Settler,
+    add_source_option,
+    log,
+    md_table,
+    run_process,
+    snakemake_command,
+    snapshot_workflow,
+    use_scripts,
+    write_config,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-SCRATCH = REPO / "benchmarks" / "scratch" / "stats"
-RESULTS = REPO / "benchmarks" / "results"
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "envs", "resources")
+STAGE_SCRATCH = SCRATCH / "stats"
+BASELINE = BENCH_DIR / "stats_baseline.py"
 ROWS = ((10, 2048), (50, 512), (500, 512), (5000, 32))
 TARGETS = {1: 1.0, 3: 0.6, 4: 0.6}  # workflow / faster baseline; row 2: baseline + 1 s
-
-
-def snapshot_workflow(destination: Path) -> Path:
-    """Copy the workflow so that edits made while the benchmark runs cannot change it."""
-    if destination.exists():
-        shutil.rmtree(destination)
-    destination.mkdir(parents=True)
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, destination / part)
-    return destination / "Snakefile"
 
 
 def workflow_config(count: int, size: int) -> dict:
@@ -79,40 +73,27 @@ def workflow_config(count: int, size: int) -> dict:
     }
 
 
-def timed(command, cwd: Path, settle: Settler) -> float:
+def timed(command, cwd, settle: Settler) -> float:
     """Wall seconds of a whole process, after the machine settled; its output is kept in cwd/run.log."""
-    settle(SCRATCH / "probes")
-    with open(cwd / "run.log", "w") as log:
-        started = time.perf_counter()
-        completed = subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise RuntimeError(f"{command} failed; see {cwd / 'run.log'}")
-    return seconds
+    settle(STAGE_SCRATCH / "probes")
+    return run_process(command, cwd, cwd / "run.log", mode="w")
 
 
-def run_row(count: int, size: int, snakefile: Path, repeats: int, settle: Settler) -> dict:
+def run_row(count: int, size: int, snakefile, repeats: int, settle: Settler) -> dict:
     times = {"serial": [], "dask": [], "workflow": [], "workflow (stats outputs)": []}
     folders = []
     for repeat in range(repeats):
         for kind in times:
-            folder = SCRATCH / f"{count}x{size}-{repeat}-{kind.split()[0]}{'-part' if '(' in kind else ''}"
+            folder = STAGE_SCRATCH / f"{count}x{size}-{repeat}-{kind.split()[0]}{'-part' if '(' in kind else ''}"
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             if kind in ("serial", "dask"):
-                command = [
-                    sys.executable,
-                    str(REPO / "benchmarks" / "stats_baseline.py"),
-                    kind,
-                    str(count),
-                    str(size),
-                    "out",
-                ]
+                command = [sys.executable, str(BASELINE), kind, str(count), str(size), "out"]
             else:
-                (folder / "config.yaml").write_text(yaml.safe_dump(workflow_config(count, size)))
+                write_config(folder, workflow_config(count, size))
                 target = "results/stats/noise/summary.tsv" if "(" in kind else "all"
-                command = [sys.executable, "-m", "snakemake", target, "-s", str(snakefile)]
+                command = snakemake_command(target, snakefile=snakefile)
                 command += ["--configfile", "config.yaml", "--cores", "2", "--quiet"]
             times[kind].append(timed(command, folder, settle))
             print(f"  {count} x {size}² {kind}: {times[kind][-1]:.2f} s", file=sys.stderr, flush=True)
@@ -127,23 +108,20 @@ def fmt(values) -> str:
 
 
 def end_to_end_table(results: dict) -> str:
-    lines = [
-        "| row | N x size | serial | dask.delayed | snakemake --cores 2, example's outputs | ratio | target "
-        "| snakemake --cores 2, everything | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for number, times in results.items():
         count, size = ROWS[number - 1]
         best = min(statistics.median(times["serial"]), statistics.median(times["dask"]))
         full = statistics.median(times["workflow"])
         part = statistics.median(times["workflow (stats outputs)"])
         target = f"≤ {TARGETS[number]}" if number in TARGETS else f"≤ {best + 1:.2f} s"
-        lines.append(
-            f"| {number} | {count} x {size}² | {fmt(times['serial'])} | {fmt(times['dask'])} "
-            f"| {fmt(times['workflow (stats outputs)'])} | {part / best:.2f} | {target} "
-            f"| {fmt(times['workflow'])} | {full / best:.2f} |"
+        rows.append(
+            [number, f"{count} x {size}²", fmt(times["serial"]), fmt(times["dask"])]
+            + [fmt(times["workflow (stats outputs)"]), f"{part / best:.2f}", target]
+            + [fmt(times["workflow"]), f"{full / best:.2f}"]
         )
-    return "\n".join(lines)
+    header = ["row", "N x size", "serial", "dask.delayed", "snakemake --cores 2, example's outputs", "ratio", "target"]
+    return md_table([*header, "snakemake --cores 2, everything", "ratio"], rows)
 
 
 def kernel_table(sizes, sigma: float = 10.0) -> str:
@@ -153,18 +131,12 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
     import numpy as np
     import scipy.ndimage as ndi
     import skimage.filters
-
-    sys.path.insert(0, str(REPO / "scripts"))
     from pixelflow.runner import limit_native_threads
     from pixelflow.stats import filters
 
     limit_native_threads(1)
     radius = filters.kernel_radius(sigma)
-    lines = [
-        "| size | skimage.filters.gaussian | scipy.ndimage | cv2.GaussianBlur | pixelflow.stats.filters.gaussian "
-        "| speed-up vs skimage |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for size in sizes:
         image = np.random.default_rng(0).random((size, size), dtype=np.float32)
         number = max(1, int(2e6 // (size * size)))
@@ -179,9 +151,10 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
         seconds = {
             name: min(timeit.repeat(call, number=number, repeat=7)) / number for name, call in candidates.items()
         }
-        cells = " | ".join(f"{seconds[name] * 1e3:.3f} ms" for name in candidates)
-        lines.append(f"| {size}² | {cells} | {seconds['skimage'] / seconds['pixelflow']:.2f}x |")
-    return "\n".join(lines)
+        cells = [f"{seconds[name] * 1e3:.3f} ms" for name in candidates]
+        rows.append([f"{size}²", *cells, f"{seconds['skimage'] / seconds['pixelflow']:.2f}x"])
+    header = ["size", "skimage.filters.gaussian", "scipy.ndimage", "cv2.GaussianBlur"]
+    return md_table([*header, "pixelflow.stats.filters.gaussian", "speed-up vs skimage"], rows)
 
 
 def _best_ms(function, args, number: int) -> float:
@@ -192,16 +165,11 @@ def _best_ms(function, args, number: int) -> float:
 
 def tune_table(sizes=(32, 64, 96, 128, 512, 2048), radii=(2, 4, 6, 8, 12, 20, 40), bands=(16, 32, 64)) -> str:
     import numpy as np
-
-    sys.path.insert(0, str(REPO / "scripts"))
     from pixelflow.runner import limit_native_threads
     from pixelflow.stats import filters
 
     limit_native_threads(1)
-    lines = [
-        "| size | radius | OpenCV | " + " | ".join(f"band {band}" for band in bands) + " | dense |",
-        "|---|---|---|" + "---|" * (len(bands) + 1),
-    ]
+    rows = []
     for size in sizes:
         image = np.random.default_rng(0).random((size, size), dtype=np.float32)
         number = max(1, int(1e6 // (size * size)))
@@ -214,38 +182,42 @@ def tune_table(sizes=(32, 64, 96, 128, 512, 2048), radii=(2, 4, 6, 8, 12, 20, 40
                 filters.BAND, filters.DENSE_LENGTH = band, 0
                 filters.axis_bands.cache_clear()
                 cells.append(_best_ms(filters._matrix_filter, (image, sigma, 4.0, "nearest"), number))
-            lines.append(f"| {size}² | {radius} | " + " | ".join(f"{cell:.3f} ms" for cell in cells) + " |")
-    return "\n".join(lines)
+            rows.append([f"{size}²", radius, *(f"{cell:.3f} ms" for cell in cells)])
+    return md_table(["size", "radius", "OpenCV", *(f"band {band}" for band in bands), "dense"], rows)
 
 
-def main():
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="*", default=[1, 2, 3, 4], help="which rows (1-4) to run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-kernel", action="store_true")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--tune", action="store_true", help="only the filter's internal choices, printed")
-    args = parser.parse_args()
+    add_source_option(parser)
+    args = parser.parse_args(argv)
+    workflow, note = snapshot_workflow(args.source, STAGE_SCRATCH / "workflow")
+    use_scripts(workflow)
+    log(f"measuring {note}")
     if args.tune:
         print(tune_table())
-        return
+        return 0
     sections = []
     if not args.skip_kernel:
         table = kernel_table([32, 512, 2048])
         print(table, flush=True)
         sections.append("## Filter kernel, one thread, σ = 10, per image (best of 7 repeats)\n\n" + table)
     if not args.skip_end_to_end:
-        snakefile = snapshot_workflow(SCRATCH / "workflow")
         settle = Settler(minimum=2.0, maximum=60.0, io_quiet=3.0, cpu_quiet=25.0)
-        settle.calibrate(SCRATCH / "probes")
-        results = {row: run_row(*ROWS[row - 1], snakefile, args.repeats, settle) for row in args.rows}
-        shutil.rmtree(SCRATCH / "probes", ignore_errors=True)
+        settle.calibrate(STAGE_SCRATCH / "probes")
+        results = {row: run_row(*ROWS[row - 1], workflow / "Snakefile", args.repeats, settle) for row in args.rows}
+        shutil.rmtree(STAGE_SCRATCH / "probes", ignore_errors=True)
         table = end_to_end_table(results)
         print(table, flush=True)
         sections.append(f"## End to end, seconds, median [min–max] of {args.repeats}, whole processes\n\n" + table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "stats.md").write_text("# Stats stage benchmarks\n\n" + "\n\n".join(sections) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

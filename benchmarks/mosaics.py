@@ -1,0 +1,260 @@
+"""Benchmarks of the mosaics stage, in this process: grey against the classic baseline, colour, search method.
+
+grey
+    Target: scikit-image's camera (512x512 grey), 16-px tiles, the 22,852-tile grey library
+    (:func:`grey_library`). Baseline, written the way it is usually written: a
+    ``multiprocessing.Pool(2)`` whose initializer hands each worker the library once and fits a
+    scikit-learn ``NearestNeighbors`` on the raw tile pixels; ``pool.map`` then sends one 16x16
+    target tile per task, and each task asks ``kneighbors`` for that one tile's nearest library
+    tile. The parent pastes the tiles together. pixelflow: ``pixelflow.mosaics.render.make_mosaic``
+    on the library's pooled features (computed once per library by its own rule in the workflow, so
+    not timed here), no reuse limit, 2 processes, features and colour correction as listed (grid 8 in
+    CIELAB is the configuration compared with the baseline). Timed: features of the target, matching
+    and assembly (the phases of the job without file input/output and without the quality figures).
+colour
+    A colour photomosaic with a reuse limit: astronaut (512x512 RGB), 16-px tiles (1,024 cells), from
+    5,000 16-px tiles evenly spaced among the non-overlapping pieces of five other sample photos
+    (:func:`colour_library`), ``max_repeats: 1``, 2 processes. Timed: matching + assembly (and,
+    separately, target features), as reported by ``make_mosaic``.
+matching
+    Exact nearest-neighbour search, BLAS distance blocks against scipy's cKDTree, one process: sets
+    ``pixelflow.mosaics.matching.KDTREE_MAX_DIMENSIONS`` (the dimension up to which ``method: auto``
+    picks the k-d tree). Library rows are the Lab features of the colour sample tiles (all pieces, 4
+    rotations) at grids 1, 2, 4 and 8; queries are the astronaut's cells. Times include building the
+    index (the tree, or the centred float32 library).
+
+The grey library reproduces the 22,852-tile count of the issue from the scikit-image sample images
+shipped inside the package (no download): the non-overlapping 16-px tiles of astronaut (1024), cell
+(1394), chelsea (504), coffee (925), logo (961), shepp_logan_phantom (625) and text (280) are 5,713
+tiles; in 4 rotations, 22,852. Colour images are converted to grey (ITU-R 601 luma; logo's alpha
+composited over white first). Several subsets of the bundled images add up to 5,713; this one keeps
+the grey target (camera) out of its own library.
+
+The pixelflow code timed is a copy of the committed workflow (``--source``). Prints markdown tables;
+run alone on the machine: ``python benchmarks/mosaics.py grey --repeats 3``.
+"""
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+from common import SCRATCH, add_source_option, log, machine, md_table, snapshot_workflow, timed, use_scripts
+
+TILE = 16
+GREY_LIBRARY_IMAGES = ("astronaut", "cell", "chelsea", "coffee", "logo", "shepp_logan_phantom", "text")
+COLOUR_LIBRARY_IMAGES = ("chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+COLOUR_VARIANTS = [(1, 0.0), (2, 0.0), (4, 0.0), (8, 0.0), (4, 0.5)]
+_worker = {}
+
+
+def sample(name: str) -> np.ndarray:
+    """A scikit-image sample image as 8-bit grey or RGB (alpha over white)."""
+    import skimage.data
+    from pixelflow.mosaics.tiles import to_uint8_grey_or_rgb
+
+    image = getattr(skimage.data, name)()
+    if image.dtype != np.uint8:
+        image = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return to_uint8_grey_or_rgb(image, name)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def grey_library(tile: int = 16) -> np.ndarray:
+    """The 22,852 grey 16-px tiles: 7 sample images cut into pieces, 4 rotations."""
+    from pixelflow.mosaics.tiles import cut_tiles, merge_tiles, orient
+
+    parts = [cut_tiles(grey(sample(name)), tile) for name in GREY_LIBRARY_IMAGES]
+    return orient(merge_tiles(parts, tile), (0, 90, 180, 270))
+
+
+def colour_library(count: int = 5000, tile: int = 16) -> np.ndarray:
+    """``count`` RGB tiles, evenly spaced among the 16-px pieces of 5 colour sample photos (not astronaut)."""
+    from pixelflow.mosaics.tiles import cut_tiles, evenly_spaced, merge_tiles
+
+    tiles = merge_tiles([cut_tiles(sample(name), tile) for name in COLOUR_LIBRARY_IMAGES], tile)
+    return np.ascontiguousarray(tiles[evenly_spaced(len(tiles), count)])
+
+
+def mosaic_spec(grid, correction, max_repeats, key) -> dict:
+    return {
+        "tile": TILE,
+        "grid": grid,
+        "space": "lab",
+        "max_repeats": max_repeats,
+        "colour_correction": correction,
+        "scale": TILE,
+        "key": key,
+        "library": "samples",
+    }
+
+
+# grey -----------------------------------------------------------------------------------------------------------------
+
+
+def baseline_init(library):
+    from sklearn.neighbors import NearestNeighbors
+
+    _worker["model"] = NearestNeighbors(n_neighbors=1).fit(library.reshape(len(library), -1).astype(np.float32))
+
+
+def baseline_match(tile):
+    distance, index = _worker["model"].kneighbors(tile.reshape(1, -1).astype(np.float32))
+    return int(index[0, 0])
+
+
+def baseline(target, library, processes=2):
+    rows, cols = target.shape[0] // TILE, target.shape[1] // TILE
+    tiles = [target[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r in range(rows) for c in range(cols)]
+    with multiprocessing.Pool(processes, initializer=baseline_init, initargs=(library,)) as pool:
+        chosen = pool.map(baseline_match, tiles)
+    mosaic = np.zeros((rows * TILE, cols * TILE), np.uint8)
+    for n, index in enumerate(chosen):
+        r, c = divmod(n, cols)
+        mosaic[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = library[index]
+    return mosaic
+
+
+def run_grey(args) -> None:
+    from pixelflow.mosaics.render import make_mosaic, quality
+    from pixelflow.mosaics.tiles import pooled_features
+
+    library = grey_library(TILE)
+    target = sample("camera")
+    started = time.perf_counter()
+    pooled = {"lab": pooled_features(library, "lab"), "rgb": pooled_features(library, "rgb")}
+    index_seconds = time.perf_counter() - started
+
+    base_median, base_all, base_mosaic = timed(lambda: baseline(target, library), args.baseline_repeats)
+    base_quality = quality(base_mosaic, target)
+    rows = [
+        [
+            "baseline: Pool(2) + NearestNeighbors, one tile per query (raw pixels)",
+            f"{base_median:.3f}",
+            "1",
+            base_quality["mean_ciede2000"],
+            base_quality["psnr_db"],
+        ]
+    ]
+    for grid, correction in ((8, 0.0), (8, 0.25), (4, 0.0), (1, 0.0)):
+        inside = []
+        for _ in range(args.repeats):
+            _, report = make_mosaic(target, library, pooled, mosaic_spec(grid, correction, None, "mosaics.grey"), 2)
+            phases = report["seconds"]
+            inside.append(phases["features"] + phases["matching"] + phases["assembly"])
+        median = statistics.median(inside)
+        rows.append(
+            [
+                f"pixelflow: grid {grid}, Lab, {report['matching_method']}, colour_correction {correction}",
+                f"{median:.3f}",
+                f"{median / base_median:.4f}",
+                report["mean_ciede2000"],
+                report["psnr_db"],
+            ]
+        )
+        print(f"  grid {grid} cc {correction}: {', '.join(f'{s:.3f}' for s in inside)} s", file=sys.stderr)
+    print(f"## Grey photomosaic: 512x512 camera, {TILE}-px tiles, {len(library):,}-tile library\n")
+    print(md_table(["method", "seconds (median)", "× baseline", "mean CIEDE2000", "PSNR dB"], rows))
+    print(
+        f"\nLibrary features (indexing, once per library and tile size; not in the times above): {index_seconds:.3f} s."
+        f"\nBaseline runs: {', '.join(f'{s:.2f}' for s in base_all)} s. pixelflow: median of {args.repeats}."
+        f"\nMachine: {machine()}."
+    )
+
+
+# colour ---------------------------------------------------------------------------------------------------------------
+
+
+def run_colour(args) -> None:
+    from pixelflow.mosaics.render import make_mosaic
+    from pixelflow.mosaics.tiles import pooled_features
+
+    library = colour_library(5000, TILE)
+    pooled = {"lab": pooled_features(library, "lab"), "rgb": pooled_features(library, "rgb")}
+    target = sample("astronaut")
+    rows = []
+    for grid, correction in COLOUR_VARIANTS:
+        spec = mosaic_spec(grid, correction, 1, "mosaics.astronaut")
+        matching_assembly, features = [], []
+        for _ in range(args.repeats):
+            _, report = make_mosaic(target, library, pooled, spec, 2)
+            seconds = report["seconds"]
+            matching_assembly.append(seconds["matching"] + seconds["assembly"])
+            features.append(seconds["features"])
+        rows.append(
+            [
+                f"grid {grid} ({grid * grid * 3} values), {report['matching_method']}",
+                correction,
+                f"{statistics.median(matching_assembly):.3f}",
+                f"{statistics.median(features):.3f}",
+                report["mean_ciede2000"],
+                report["psnr_db"],
+                report["distinct_tiles"],
+                report["max_uses"],
+            ]
+        )
+    print(f"## Colour photomosaic: 512x512 astronaut, {len(library):,} {TILE}-px tiles, max_repeats 1, 2 processes\n")
+    header = ["features (Lab)", "colour_correction", "matching + assembly s", "target features s"]
+    print(md_table([*header, "mean CIEDE2000", "PSNR dB", "distinct tiles", "max uses"], rows))
+    print(f"\nMedians of {args.repeats} runs. Machine: {machine()}.")
+
+
+# matching -------------------------------------------------------------------------------------------------------------
+
+
+def run_matching(args) -> None:
+    from pixelflow.mosaics.matching import build_index, nearest
+    from pixelflow.mosaics.tiles import cut_tiles, grid_features, orient, pooled_features
+    from pixelflow.runner import limit_native_threads
+
+    limit_native_threads(1)
+    tiles = orient(colour_library(10**9, 16), (0, 90, 180, 270))
+    library_pooled = pooled_features(tiles, "lab")
+    rows = []
+    for cell_size, tile_count in ((16, 5000), (16, len(tiles)), (8, 5000)):
+        subset = library_pooled[np.linspace(0, len(tiles) - 1, tile_count).astype(int)]
+        cells = cut_tiles(sample("astronaut"), cell_size)
+        cells_pooled = pooled_features(cells, "lab")
+        for grid in (1, 2, 4, 8):
+            library, queries = grid_features(subset, grid), grid_features(cells_pooled, grid)
+            for k in (1, 16):
+                times = {}
+                for method in ("blas", "kdtree"):
+
+                    def search(m=method, q=queries, lib=library, k=k):
+                        return nearest(q, build_index(lib, m), k)
+
+                    times[method], _, _ = timed(search, args.repeats)
+                winner = min(times, key=times.get)
+                rows.append(
+                    [f"{len(queries):,}", f"{len(library):,}", library.shape[1], k]
+                    + [f"{times[m] * 1000:.1f}" for m in ("blas", "kdtree")]
+                    + [winner]
+                )
+    print("## Exact k-nearest search, 1 process (milliseconds, median)\n")
+    print(md_table(["queries", "library", "dimensions", "k", "BLAS blocks", "cKDTree", "faster"], rows))
+    print(f"\nMedians of {args.repeats} runs. Machine: {machine()}.")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("grey", "colour", "matching"), help="which benchmark to run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each variant, median reported (default: 5)")
+    parser.add_argument("--baseline-repeats", type=int, default=1, help="grey: runs of the baseline (default: 1)")
+    add_source_option(parser)
+    args = parser.parse_args(argv)
+    workflow, note = snapshot_workflow(args.source, SCRATCH / "mosaics" / "workflow")
+    use_scripts(workflow)
+    log(f"measuring {note}")
+    {"grey": run_grey, "colour": run_colour, "matching": run_matching}[args.mode](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
