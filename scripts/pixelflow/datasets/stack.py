@@ -139,7 +139,7 @@ def _block_buffers() -> list[np.ndarray]:
 def _read_checked(index: int) -> np.ndarray:
     job = _stack_job
     path = job["paths"][index]
-    image = read_image(path, job["shape"], job["dtype"])
+    image = read_image(path)
     if image.shape != job["shape"] or image.dtype != job["dtype"]:
         raise ImageError(
             f"{path}: shape {list(image.shape)} {image.dtype} differs from the manifest's "

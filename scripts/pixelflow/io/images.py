@@ -14,7 +14,6 @@ import numpy as np
 from pixelflow.atomic import atomic_file
 from pixelflow.errors import ImageError
 from pixelflow.formats import format_name, format_of_path, image_format
-from pixelflow.io.pngstore import decode_stored_png, stored_png_encoder
 
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 # Formats OpenCV decodes itself: if it refuses one of these, the file is broken,
@@ -89,7 +88,6 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
     """A function encoding RGB(A) or grey ``dtype`` arrays as ``fmt`` bytes, checked once here.
 
     Batch writers call it per image; it skips the per-call checks of :func:`encode_image`.
-    An encoder reuses its buffers: use one per thread.
 
     Parameters
     ----------
@@ -122,22 +120,7 @@ def image_encoder(fmt: str, dtype: str, compression: int = 0, strategy: str = "d
             raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} image as {fmt}")
         return buffer.tobytes()
 
-    if fmt != "png" or compression != 0:
-        return encode
-    # Uncompressed PNGs: the same layout OpenCV writes, measured about twice as fast
-    # for small images; forms the stored writer does not take go to OpenCV.
-    stored_encoders = {}
-
-    def encode_stored(array: np.ndarray) -> bytes:
-        form = (array.shape, array.dtype)
-        if form not in stored_encoders:
-            try:
-                stored_encoders[form] = stored_png_encoder(*form)
-            except ValueError:
-                stored_encoders[form] = encode
-        return stored_encoders[form](array)
-
-    return encode_stored
+    return encode
 
 
 def encode_image(
@@ -253,21 +236,13 @@ def read_file(path) -> bytes:
         os.close(descriptor)
 
 
-def read_image(path, shape=None, dtype=None) -> np.ndarray:
+def read_image(path) -> np.ndarray:
     """Read an image file into an RGB(A) or grey array.
-
-    With the expected ``shape`` and ``dtype``, a plain uncompressed PNG of that
-    form is read without OpenCV (anything else still goes through it).
 
     Parameters
     ----------
     path : str or path-like
         The image file.
-    shape : tuple of int, optional
-        Expected (h, w) or (h, w, c); used only together with ``dtype``.
-    dtype : str or numpy dtype, optional
-        Expected pixel type. Neither is checked: an image of another form is
-        returned as decoded.
 
     Returns
     -------
@@ -279,12 +254,7 @@ def read_image(path, shape=None, dtype=None) -> np.ndarray:
     ImageError
         Naming the file, when it cannot be read or decoded.
     """
-    data = read_file(path)
-    if shape is not None and dtype is not None:
-        image = decode_stored_png(data, shape, dtype)
-        if image is not None:
-            return image
-    return decode_image(data, str(path))
+    return decode_image(read_file(path), str(path))
 
 
 def write_image(
