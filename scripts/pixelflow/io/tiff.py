@@ -21,6 +21,19 @@ def uncompressed_layout(path) -> tuple | None:
     grey, RGB or RGBA with interleaved 8- or 16-bit unsigned samples in this
     machine's byte order, stored in one piece (strips, or full-width tiles,
     back to back): rows of pixels from ``offset`` on.
+
+    Parameters
+    ----------
+    path : str or path
+        Any file; only one starting with a TIFF or BigTIFF signature is parsed.
+
+    Returns
+    -------
+    tuple or None
+        ``(height, width, channels, dtype, offset)``: the size in pixels, 1, 3
+        or 4 channels, a uint8 or uint16 dtype in native byte order, and the
+        pixels' byte offset. None for any other file, including one that
+        cannot be read or parsed.
     """
     try:
         with open(path, "rb") as file:
@@ -57,6 +70,22 @@ def create_tiff(path, height: int, width: int, channels: int, dtype) -> int:
     The pixel area (rows of pixels back to back, zeros until written; a
     sparse file) is filled in place. Strips of about 1 MiB, as OpenCV reads
     no strip over 1 GiB; BigTIFF when over 4 GB, as tifffile chooses.
+
+    Parameters
+    ----------
+    path : str or path
+        The file to create.
+    height, width : int
+        Size in pixels.
+    channels : int
+        1 (grey), 3 (RGB) or 4 (RGBA, unassociated alpha).
+    dtype : numpy dtype
+        The samples' type, stored in this machine's byte order.
+
+    Returns
+    -------
+    int
+        The byte offset of the pixel area.
     """
     import tifffile
 

@@ -18,7 +18,15 @@ class GeometryError(ValueError):
 class SourceGeometry:
     """A source map's grid: ``width`` x ``height`` pixels covering ``bounds`` (west, south, east, north, degrees).
 
-    ``kind`` is equirectangular (rows linear in latitude) or mercator (rows linear in Mercator northing).
+    Attributes
+    ----------
+    kind : str
+        ``equirectangular`` (rows linear in latitude) or ``mercator`` (rows
+        linear in Mercator northing); columns are linear in longitude either way.
+    width, height : int
+        The map's size in pixels.
+    bounds : tuple of float
+        ``(west, south, east, north)`` in degrees: the outer edges of the outer pixels.
     """
 
     kind: str
@@ -39,13 +47,25 @@ class SourceGeometry:
 
     @property
     def covers_globe(self) -> bool:
-        """Every longitude and latitude has a source pixel."""
+        """Every longitude and latitude has a source pixel (the same as :attr:`has_poles`)."""
         return self.has_poles
 
     def to_pixel(self, lon, lat):
-        """Fractional source (column, row) of lon/lat radians, pixel centres at integers; NaN where absent.
+        """Fractional source (column, row) of longitudes and latitudes in radians, pixel centres at integers.
 
-        On a wrapping map columns are reduced to [-0.5, width - 0.5).
+        On a wrapping map columns are reduced to [-0.5, width - 0.5); on
+        another, a longitude beyond the bounds gives a NaN column. A latitude
+        beyond the bounds gives NaN in both.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Radians; they broadcast together.
+
+        Returns
+        -------
+        col, row : ndarray
+            Source pixel coordinates, NaN where the map has no pixel.
         """
         west, south, east, north = self.bounds
         lon_deg = np.degrees(lon)
@@ -69,6 +89,29 @@ def source_geometry(spec: dict, width: int, height: int, where: str = "map") -> 
 
     A global equirectangular map without ``bounds`` must be 2:1; a Mercator map
     without ``bounds`` spans 360 degrees and +-``max_latitude``.
+
+    Parameters
+    ----------
+    spec : dict
+        The map's config entry: ``projection`` (``equirectangular``, the
+        default, or ``mercator``), optionally ``bounds`` ``[west, south, east,
+        north]`` in degrees and, for Mercator, ``max_latitude`` in degrees
+        (default :data:`~pixelflow.maps.projections.DEFAULT_MAX_LATITUDE`).
+    width, height : int
+        The map's size in pixels.
+    where : str
+        What error messages name: the map's file.
+
+    Returns
+    -------
+    SourceGeometry
+
+    Raises
+    ------
+    GeometryError
+        Naming ``where``: an unknown projection, an equirectangular map
+        without bounds that is not 2:1, bounds that are not west < east <=
+        west + 360 and -90 <= south < north <= 90, or Mercator bounds reaching a pole.
     """
     kind = spec.get("projection", "equirectangular")
     bounds = spec.get("bounds")
@@ -97,7 +140,20 @@ def source_geometry(spec: dict, width: int, height: int, where: str = "map") -> 
 
 
 def georeference(projection: dict, transform: tuple, width: int, height: int) -> dict:
-    """The JSON-ready georeferencing of an output image."""
+    """The JSON-ready georeferencing of an output image.
+
+    Returns
+    -------
+    dict
+        ``proj`` (:func:`~pixelflow.maps.projections.proj_string`), ``transform``
+        (the six GDAL-style terms), ``transform_convention`` (their meaning in
+        words), ``width`` and ``height`` in pixels.
+
+    Raises
+    ------
+    ProjectionError
+        If the projection's kind is unknown.
+    """
     return {
         "proj": proj_string(projection),
         "transform": [float(value) for value in transform],
@@ -108,7 +164,11 @@ def georeference(projection: dict, transform: tuple, width: int, height: int) ->
 
 
 def world_file_text(transform: tuple) -> str:
-    """A world file: A, D, B, E and the centre of the top-left pixel (C, F)."""
+    """The text of a world file: A, D, B, E and the centre of the top-left pixel (C, F), one a line.
+
+    A, D, B, E are the transform's terms ``t1, t4, t2, t5`` (metres per
+    pixel); C, F are in metres. Ten decimals each.
+    """
     t = transform
     centre_x = t[0] + 0.5 * t[1] + 0.5 * t[2]
     centre_y = t[3] + 0.5 * t[4] + 0.5 * t[5]
@@ -116,6 +176,9 @@ def world_file_text(transform: tuple) -> str:
 
 
 def write_georeference(json_path, world_path, projection: dict, transform: tuple, width: int, height: int) -> None:
-    """Write the JSON description and the world file atomically."""
+    """Write an output's georeferencing, each file atomically: JSON to ``json_path``, a world file to ``world_path``.
+
+    The JSON is :func:`georeference`'s, the world file :func:`world_file_text`.
+    """
     write_text(json_path, json.dumps(georeference(projection, transform, width, height), indent=2) + "\n")
     write_text(world_path, world_file_text(transform))

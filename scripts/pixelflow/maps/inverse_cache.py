@@ -42,13 +42,29 @@ class InverseMapError(ValueError):
 
 
 class InverseSpec(TypedDict):
-    """Exactly what an inverse map depends on; stored in its file's header and checked by every reader."""
+    """Exactly what an inverse map depends on; stored in its file's header and checked by every reader.
 
-    format: int  # INVERSE_FORMAT
-    projection: dict  # kind and every parameter of the kind
+    Attributes
+    ----------
+    format : int
+        :data:`INVERSE_FORMAT` of the code that wrote it.
+    projection : dict
+        The output projection's ``kind`` and every parameter of the kind, as floats (degrees).
+    width, height : int
+        Output size in pixels.
+    source : dict
+        The source grid: ``kind``, ``width``, ``height`` and ``bounds`` (a list of four floats, degrees).
+    error_threshold : float
+        Largest interpolation error in source pixels.
+    grid_step : int
+        Output pixels between coarse grid nodes.
+    """
+
+    format: int
+    projection: dict
     width: int
     height: int
-    source: dict  # the source grid: kind, width, height, bounds
+    source: dict
     error_threshold: float
     grid_step: int
 
@@ -58,9 +74,28 @@ def inverse_spec(
 ) -> InverseSpec:
     """Exactly what an inverse map depends on: projection kind and parameters, size, source grid, threshold, step.
 
-    ``source`` holds the source grid's kind, width, height and bounds
-    (:class:`pixelflow.maps.georef.SourceGeometry`). The spec is stored in the
-    file's header and checked by every job that reads it.
+    The spec is stored in the file's header and checked by every job that
+    reads it. Its values are normalised (every parameter of the kind, with its
+    default, as float; sizes as int; bounds as a list of floats), so that
+    equal inputs give equal specs.
+
+    Parameters
+    ----------
+    projection : dict
+        The output projection's entry; keys other than ``kind`` and its parameters are left out.
+    width, height : int
+        Output size in pixels.
+    source : dict
+        The source grid's ``kind``, ``width``, ``height`` and ``bounds``
+        (:class:`pixelflow.maps.georef.SourceGeometry`).
+    threshold : float
+        Largest interpolation error in source pixels.
+    grid_step : int
+        Output pixels between coarse grid nodes.
+
+    Returns
+    -------
+    InverseSpec
     """
     kind = projection["kind"]
     parameters = {name: float(projection.get(name, default)) for name, default in PARAMETERS[kind].items()}
@@ -92,8 +127,24 @@ def mapping_of(spec: InverseSpec):
 def compute_arrays(spec: InverseSpec) -> dict[str, np.ndarray]:
     """The arrays of a cache file: ``nodes``, ``cells``, ``values`` and ``exact``, each name then a column range number.
 
-    The grid is computed a band of rows at a time with :func:`tile_grid`;
+    The grid is computed a band of rows at a time (about :data:`BAND_PIXELS`
+    output pixels, a multiple of the grid step) with :func:`tile_grid`;
     consecutive bands share a row of nodes and cells, kept from the first.
+
+    Returns
+    -------
+    dict of str to ndarray
+        For column range k (:func:`~pixelflow.maps.inverse_map.column_ranges`),
+        the fields of :class:`~pixelflow.maps.inverse_map.TileGrid` over the
+        whole height: ``nodes<k>``, ``cells<k>`` (int32, rows counted from the
+        output's first row), ``values<k>`` and ``exact<k>``.
+
+    Raises
+    ------
+    InverseMapError
+        If the error threshold is 0 or less: every pixel is then computed exactly, and there is nothing to cache.
+    ValueError
+        If the grid step is odd.
     """
     task = mapping_of(spec)
     if task.threshold <= 0:
@@ -122,7 +173,18 @@ def _data_start(header_length: int) -> int:
 
 
 def write_inverse_map(path, spec: InverseSpec) -> dict:
-    """Compute the inverse map ``spec`` describes and write it to ``path`` atomically; returns facts for the log."""
+    """Compute the inverse map ``spec`` describes and write it to ``path`` atomically.
+
+    Returns
+    -------
+    dict
+        Facts for the log: ``bytes`` (the file's size), ``refined_cells`` and ``exact_pixels``.
+
+    Raises
+    ------
+    InverseMapError
+        If the error threshold is 0 or less.
+    """
     arrays = compute_arrays(spec)
     table, offset = {}, 0
     for name, array in arrays.items():
@@ -148,7 +210,28 @@ class InverseMapFile:
 
     Tiles read their rows with ``pread`` into arrays of their own rather than
     mapping the file, so that a worker does not keep every page it once read
-    resident (and counted in its memory) until it ends.
+    resident (and counted in its memory) until it ends. As a context manager
+    it closes the file on exit.
+
+    Parameters
+    ----------
+    path : str or path
+        The cache file.
+
+    Attributes
+    ----------
+    path : str
+        The cache file.
+    spec : InverseSpec
+        What the file was made for, from its header.
+    columns : list of list of int
+        The output's column ranges ``[start, stop]``, one grid each.
+
+    Raises
+    ------
+    InverseMapError
+        Naming the file, when it cannot be opened, does not start with
+        :data:`MAGIC`, has a header that cannot be parsed, or is shorter than its arrays.
     """
 
     def __init__(self, path):
@@ -187,7 +270,15 @@ class InverseMapFile:
         self.close()
 
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows ``start:stop`` (along the first axis) of one stored array."""
+        """Rows ``start:stop`` (along the first axis) of one stored array, read into a new array.
+
+        ``stop`` None means the array's end; ``stop`` is clipped to the array's length, ``start`` to ``stop``.
+
+        Raises
+        ------
+        InverseMapError
+            Naming the file, when it ends before those rows.
+        """
         entry = self._table[name]
         shape, dtype = entry["shape"], np.dtype(entry["dtype"])
         stop = shape[0] if stop is None else min(stop, shape[0])
@@ -203,7 +294,20 @@ class InverseMapFile:
         return array
 
     def check(self, spec: InverseSpec, needed_by: str) -> None:
-        """Raise :class:`InverseMapError` unless the file was made for ``spec``, naming what differs."""
+        """Raise :class:`InverseMapError` unless the file was made for ``spec``, naming what differs.
+
+        Parameters
+        ----------
+        spec : InverseSpec
+            What the reader needs (:func:`inverse_spec`).
+        needed_by : str
+            What needs the file, for the message.
+
+        Raises
+        ------
+        InverseMapError
+            Naming the file, ``needed_by`` and every key of the spec whose value differs.
+        """
         if self.spec == spec:
             return
         keys = sorted(key for key in set(self.spec) | set(spec) if self.spec.get(key) != spec.get(key))
@@ -213,7 +317,24 @@ class InverseMapFile:
         )
 
     def tile(self, row0: int, row1: int, col0: int, col1: int) -> TileGrid:
-        """The coarse grid of a tile, as :func:`pixelflow.maps.inverse_map.tile_grid` computes it."""
+        """The coarse grid of a tile, as :func:`pixelflow.maps.inverse_map.tile_grid` computes it.
+
+        Parameters
+        ----------
+        row0, row1, col0, col1 : int
+            The tile: output rows ``row0:row1`` and columns ``col0:col1``;
+            ``row0`` a multiple of the grid step and ``[col0, col1]`` one of :attr:`columns`.
+
+        Returns
+        -------
+        TileGrid
+            Its cells relative to the tile.
+
+        Raises
+        ------
+        InverseMapError
+            Naming the file, when it holds no grid for those rows and columns.
+        """
         step = self.spec["grid_step"]
         if [col0, col1] not in self.columns or row0 % step:
             raise InverseMapError(f"{self.path}: no grid for output rows {row0}-{row1 - 1}, columns {col0}-{col1 - 1}")

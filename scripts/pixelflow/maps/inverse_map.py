@@ -35,7 +35,24 @@ CHECK_MARGIN = 0.5
 
 @dataclass(frozen=True)
 class Mapping:
-    """Where the pixels of a ``width`` x ``height`` output come from, and how exactly that is computed."""
+    """Where the pixels of a ``width`` x ``height`` output come from, and how exactly that is computed.
+
+    Attributes
+    ----------
+    projection : dict
+        The output projection's entry: ``kind`` and its parameters (degrees).
+    transform : tuple of float
+        The output's GDAL-style transform (:func:`pixelflow.maps.projections.geotransform`).
+    width, height : int
+        Output size in pixels.
+    geometry : SourceGeometry
+        The source map's grid.
+    threshold : float
+        Largest error of an interpolated source coordinate, in source pixels;
+        0 computes every pixel exactly.
+    grid_step : int
+        Output pixels between coarse grid nodes; even.
+    """
 
     projection: dict
     transform: tuple
@@ -48,22 +65,58 @@ class Mapping:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """A tile's coarse grid: exact nodes, the cells that miss (tile-relative), their pixels and exact-pixel counts."""
+    """A tile's coarse grid: exact nodes, the cells that miss (tile-relative), their pixels and exact-pixel counts.
 
-    nodes: np.ndarray  # (rows, cols, 2) float32 source (column, row)
-    cells: np.ndarray  # (n, 2) cell (row, column) indices
-    values: np.ndarray  # (n, step, step, 2) float32: every pixel of each such cell
-    exact: np.ndarray  # (n,) pixels of each cell computed exactly
+    Attributes
+    ----------
+    nodes : ndarray
+        (rows, cols, 2) float32 source (column, row) at the nodes (:func:`grid_shape`).
+    cells : ndarray
+        (n, 2) integer (row, column) indices of the cells that miss the
+        threshold, relative to the tile, in row-major order.
+    values : ndarray
+        (n, step, step, 2) float32 source (column, row) of every pixel of each such cell.
+    exact : ndarray
+        (n,) int32: pixels of each such cell computed exactly.
+    """
+
+    nodes: np.ndarray
+    cells: np.ndarray
+    values: np.ndarray
+    exact: np.ndarray
 
 
 def mapping_task(projection: dict, width: int, height: int, geometry: SourceGeometry, threshold=0.0, grid_step=8):
-    """The Mapping of an output of the given size (its transform from the projection)."""
+    """The :class:`Mapping` of a ``width`` x ``height`` output, its transform from the projection.
+
+    Parameters
+    ----------
+    projection : dict
+        The output projection's entry: ``kind`` and its parameters (degrees).
+    width, height : int
+        Output size in pixels.
+    geometry : SourceGeometry
+        The source map's grid.
+    threshold : float
+        Largest interpolation error in source pixels; 0 (the default) computes every pixel exactly.
+    grid_step : int
+        Output pixels between coarse grid nodes, even; default 8.
+
+    Returns
+    -------
+    Mapping
+
+    Raises
+    ------
+    ProjectionError
+        If the projection's kind is unknown.
+    """
     transform = projections.geotransform(projection, width, height)
     return Mapping(projection, transform, int(width), int(height), geometry, float(threshold), int(grid_step))
 
 
 def column_ranges(width: int) -> list[tuple[int, int]]:
-    """Column ranges of the tiles: the whole width, split every :data:`MAX_TILE` pixels."""
+    """Column ranges ``(start, stop)`` of the tiles: the whole width, split every :data:`MAX_TILE` pixels."""
     tile_width = min(width, MAX_TILE)
     return [(c, min(c + tile_width, width)) for c in range(0, width, tile_width)]
 
@@ -71,8 +124,22 @@ def column_ranges(width: int) -> list[tuple[int, int]]:
 def exact_coordinates(task: Mapping, rows, cols, dtype=np.float64):
     """Exact source (column, row) of output pixels, NaN where there is no source.
 
-    float32 is several times faster (SIMD) and good to about 0.001 pixel on
-    maps up to 32767 pixels wide.
+    Parameters
+    ----------
+    task : Mapping
+        The output's mapping.
+    rows, cols : array_like
+        Output pixel positions, centres at integers (fractions lie between
+        them); they broadcast together.
+    dtype : numpy dtype
+        ``np.float64`` (the default) or ``np.float32``, several times faster
+        (SIMD) and good to about 0.001 pixel on maps up to 32767 pixels wide.
+
+    Returns
+    -------
+    col, row : ndarray
+        Fractional source pixel coordinates, centres at integers
+        (:meth:`pixelflow.maps.georef.SourceGeometry.to_pixel`).
     """
     x, y = projections.pixel_centres_to_xy(task.transform, cols, rows, dtype)
     lon, lat = projections.inverse(task.projection, x, y)
@@ -89,15 +156,32 @@ def _difference(a, b, period):
 def cell_errors(nodes: np.ndarray, mid_y, mid_x, node_y, node_x, exact, period) -> np.ndarray:
     """Largest miss of bilinear interpolation between ``nodes`` at each cell's centre and edge midpoints.
 
-    ``nodes`` is (..., rows, cols, 2) at positions ``node_y`` x ``node_x`` (arrays
-    broadcasting to (..., rows, 1) and (..., 1, cols)); ``mid_y``/``mid_x`` are the
-    midpoints between them; ``exact(y, x)`` gives the true (column, row) there.
     Columns compare modulo ``period`` on a wrapping map; a cell straddling the
     wrap seam has nodes a width apart, so its linear guess misses by ~width/2.
     NaN (no source) counts as an infinite miss, except in a cell where all
     nine points are NaN: that cell lies outside the projection's domain (its
     interpolated values are NaN too), as no convex domain edge can bulge into a
     cell between all of them by a visible amount.
+
+    Parameters
+    ----------
+    nodes : ndarray
+        (..., rows, cols, 2) source (column, row) at the nodes.
+    mid_y, mid_x : ndarray
+        Output positions midway between node rows and node columns,
+        broadcasting to (..., rows - 1, 1) and (..., 1, cols - 1).
+    node_y, node_x : ndarray
+        Output positions of the nodes, broadcasting to (..., rows, 1) and (..., 1, cols).
+    exact : callable
+        ``exact(y, x)`` gives the true source (column, row) at output positions.
+    period : int
+        The source width on a wrapping map, else 0.
+
+    Returns
+    -------
+    ndarray
+        (..., rows - 1, cols - 1): each cell's largest miss in source pixels,
+        in column or row; 0 in a cell outside the domain, inf where a point lacks a source.
     """
     checks = (
         (
@@ -128,7 +212,10 @@ def cell_errors(nodes: np.ndarray, mid_y, mid_x, node_y, node_x, exact, period) 
 
 
 def grid_shape(rows: int, cols: int, step: int) -> tuple[int, int]:
-    """Nodes of the coarse grid of a ``rows`` x ``cols`` tile, one beyond each edge (see :func:`tile_grid`)."""
+    """``(node rows, node columns)`` of the coarse grid of a ``rows`` x ``cols`` tile, one beyond each edge.
+
+    See :func:`tile_grid` for where the nodes lie.
+    """
     return math.floor((rows - 0.5) / step + 0.5) + 2, math.floor((cols - 0.5) / step + 0.5) + 2
 
 
@@ -138,7 +225,28 @@ def tile_grid(task: Mapping, row0: int, row1: int, col0: int, col1: int) -> Tile
     Node j sits at pixel (j - 1) * step + (step - 1) / 2 from the tile's
     corner, so that ``cv2.resize`` by ``step`` interpolates linearly between
     nodes, offset by ``step`` pixels; cell (i, j) lies between nodes i, i + 1
-    and j, j + 1.
+    and j, j + 1. The nodes are computed in float32. A cell misses when its
+    error (:func:`cell_errors`) is over ``threshold * CHECK_MARGIN``; it is
+    then refined by :func:`refine_cells` in float64, on a grid every
+    ``step // 4`` pixels, or every pixel when ``step`` is not a multiple of 4.
+
+    Parameters
+    ----------
+    task : Mapping
+        The output's mapping.
+    row0, row1, col0, col1 : int
+        The tile: output rows ``row0:row1`` and columns ``col0:col1``. With
+        ``row0`` a multiple of the grid step, a cell gets the same values
+        whichever tile asks.
+
+    Returns
+    -------
+    TileGrid
+
+    Raises
+    ------
+    ValueError
+        If the grid step is odd.
     """
     step = task.grid_step
     _check_step(step)
@@ -172,8 +280,32 @@ def _check_step(step: int) -> None:
 def refine_cells(task, cells, step, fine, row0, col0, limit, period, exact):
     """Pixels of coarse ``cells`` by a grid every ``fine`` pixels inside each, exact where that misses.
 
-    Returns their (column, row) values, (n, step, step, 2), and the number of
-    pixels of each cell computed exactly (some may fall outside the tile).
+    Parameters
+    ----------
+    task : Mapping
+        The output's mapping (not read: ``exact`` gives the coordinates).
+    cells : ndarray
+        (n, 2) (row, column) indices of coarse cells, relative to the tile (:func:`tile_grid`).
+    step : int
+        The coarse grid step in pixels.
+    fine : int
+        The fine grid step in pixels; it divides ``step``.
+    row0, col0 : int
+        The tile's first output row and column.
+    limit : float
+        Largest allowed miss in source pixels (:func:`cell_errors`).
+    period : int
+        The source width on a wrapping map, else 0.
+    exact : callable
+        ``exact(y, x)`` gives the true source (column, row) at output positions.
+
+    Returns
+    -------
+    values : ndarray
+        (n, step, step, 2) float32 source (column, row) of every pixel of each
+        cell (some may fall outside the tile).
+    counts : ndarray
+        (n,) int32: pixels of each cell computed exactly.
     """
     count = step // fine
     first_y = cells[:, 0] * step - step // 2  # the first pixel row of each cell, tile-relative
@@ -199,9 +331,32 @@ def refine_cells(task, cells, step, fine, row0, col0, limit, period, exact):
 def interpolated_coordinates(task: Mapping, row0: int, row1: int, col0: int, col1: int, grid: TileGrid | None = None):
     """Source coordinates of a tile as a float32 (rows, cols, 2) map, NaN where there is no source.
 
-    The coarse grid is ``grid`` when given (from the cache: the same values
-    :func:`tile_grid` computes), else computed here. Returns the map and the
-    number of pixels computed exactly.
+    With a threshold of 0 or less every pixel is computed exactly (in float32)
+    and ``grid`` is not used; otherwise the coarse grid is interpolated
+    bilinearly and the refined cells' pixels put in place.
+
+    Parameters
+    ----------
+    task : Mapping
+        The output's mapping.
+    row0, row1, col0, col1 : int
+        The tile: output rows ``row0:row1`` and columns ``col0:col1``.
+    grid : TileGrid, optional
+        The tile's coarse grid (from the cache: the same values
+        :func:`tile_grid` computes); computed here when None.
+
+    Returns
+    -------
+    coords : ndarray
+        (row1 - row0, col1 - col0, 2) float32 source (column, row), pixel centres at integers.
+    exact : int
+        The number of pixels computed exactly (those of refined cells may
+        include some outside the tile).
+
+    Raises
+    ------
+    ValueError
+        If the grid step is odd.
     """
     import cv2
 

@@ -33,7 +33,23 @@ class ProjectionError(ValueError):
 
 
 def parameters(projection: dict) -> dict:
-    """The kind's parameters of ``projection`` with defaults filled in (degrees)."""
+    """The parameters of a projection's kind, as floats in degrees, with the defaults filled in.
+
+    Parameters
+    ----------
+    projection : dict
+        A projection entry: ``kind`` and any of its parameters (:data:`PARAMETERS`); other keys are ignored.
+
+    Returns
+    -------
+    dict
+        Every parameter of the kind, by name.
+
+    Raises
+    ------
+    ProjectionError
+        If ``kind`` is missing or unknown.
+    """
     kind = projection.get("kind")
     if kind not in PARAMETERS:
         raise ProjectionError(f"unknown projection kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -41,7 +57,15 @@ def parameters(projection: dict) -> dict:
 
 
 def with_defaults(projection: dict) -> dict:
-    """A projection entry with the defaults of its kind's parameters filled in (the other keys kept as they are)."""
+    """A copy of a projection entry with its kind's missing parameters set to their defaults.
+
+    The other keys (``width``, ``scale``, ...) and the given parameters are kept as they are.
+
+    Raises
+    ------
+    ProjectionError
+        If ``kind`` is missing or unknown.
+    """
     parameters(projection)  # a known kind
     spec = dict(projection)
     for name, default in PARAMETERS[spec["kind"]].items():
@@ -50,7 +74,23 @@ def with_defaults(projection: dict) -> dict:
 
 
 def natural_height(projection: dict, width: int) -> int:
-    """Output height for ``width`` with square pixels over the projection's natural extent."""
+    """Output height in pixels for ``width`` with square pixels over the projection's natural extent.
+
+    That extent is 2:1 for every kind but two: a square for orthographic, and
+    360 degrees by +-``max_latitude`` (default :data:`DEFAULT_MAX_LATITUDE`) for Mercator.
+
+    Parameters
+    ----------
+    projection : dict
+        A projection entry; only ``kind`` and, for Mercator, ``max_latitude`` (degrees) are read.
+    width : int
+        Output width in pixels.
+
+    Returns
+    -------
+    int
+        The rounded height, at least 1.
+    """
     kind = projection["kind"]
     if kind == "mercator":
         limit = math.radians(float(projection.get("max_latitude", DEFAULT_MAX_LATITUDE)))
@@ -63,11 +103,27 @@ def natural_height(projection: dict, width: int) -> int:
 
 
 def output_size(projection: dict, source_width: int) -> tuple[int, int]:
-    """Output ``(width, height)`` of a projection entry for a source ``source_width`` pixels wide.
+    """Output ``(width, height)`` in pixels of a projection entry for a source ``source_width`` pixels wide.
 
-    The entry gives ``width`` or ``scale`` (a multiple of the source width),
-    and optionally ``height``; without it the pixels are square over the
-    projection's natural extent.
+    Parameters
+    ----------
+    projection : dict
+        A projection entry: ``width`` or ``scale`` (a multiple of the source
+        width; it wins over ``width``), and optionally ``height``; without it
+        (or with 0) the pixels are square over the projection's natural extent
+        (:func:`natural_height`).
+    source_width : int
+        The source map's width in pixels; read only with ``scale``.
+
+    Returns
+    -------
+    width, height : int
+        A scaled width is rounded, and at least 1.
+
+    Raises
+    ------
+    ProjectionError
+        If the width or height is not positive.
     """
     if "scale" in projection:
         width = max(1, round(projection["scale"] * source_width))
@@ -80,7 +136,11 @@ def output_size(projection: dict, source_width: int) -> tuple[int, int]:
 
 
 def render_threads(max_threads: int, width: int, height: int, pixels_per_thread: int = PIXELS_PER_THREAD) -> int:
-    """Threads of a ``width`` x ``height`` reprojection: one per ``pixels_per_thread`` output pixels, 1 to max."""
+    """Threads to render a ``width`` x ``height`` output, from 1 to ``max_threads``.
+
+    One thread per whole ``pixels_per_thread`` output pixels (a value below 1
+    counts as 1), so that a small output renders on one thread.
+    """
     return max(1, min(int(max_threads), width * height // max(1, pixels_per_thread)))
 
 
@@ -94,21 +154,40 @@ def _wrap_radians(angle):
 
 
 def mercator_y(latitude_radians):
-    """Mercator northing on the unit sphere."""
+    """Mercator northing ``ln(tan(pi / 4 + lat / 2))`` on the unit sphere of latitudes in radians."""
     return np.log(np.tan(np.pi / 4 + np.asarray(latitude_radians) / 2))
 
 
 def geotransform(projection: dict, width: int, height: int) -> tuple:
     """GDAL-style affine transform of a ``width`` x ``height`` output (pixel corners to metres).
 
-    equirectangular, rotated_pole: the whole sphere, 360 x 180 degrees.
-    mercator: 360 degrees wide, up to ``max_latitude`` north and south.
-    transverse_mercator: the pole-shift map. Its columns run along the central
-    meridian's great circle (northing from -pi R to pi R, so the south pole sits
-    at a quarter and the north pole at three quarters of the width, where 90 W
-    and 90 E would be on a plate carrée map); rows run across it (easting) with
-    square pixels, west of the central meridian at the top.
-    orthographic: the disc of radius R in a square.
+    The output covers the projection's whole extent:
+
+    - equirectangular, rotated_pole: the whole sphere, 360 x 180 degrees.
+    - mercator: 360 degrees wide, up to ``max_latitude`` north and south.
+    - transverse_mercator: the pole-shift map. Its columns run along the central
+      meridian's great circle (northing from -pi R to pi R, so the south pole sits
+      at a quarter and the north pole at three quarters of the width, where 90 W
+      and 90 E would be on a plate carrée map); rows run across it (easting) with
+      square pixels, west of the central meridian at the top.
+    - orthographic: the disc of radius R in a square.
+
+    Parameters
+    ----------
+    projection : dict
+        A projection entry: ``kind`` and its parameters (degrees).
+    width, height : int
+        Output size in pixels.
+
+    Returns
+    -------
+    tuple of float
+        ``(t0, ..., t5)``: ``x = t0 + col * t1 + row * t2``, ``y = t3 + col * t4 + row * t5``, in metres.
+
+    Raises
+    ------
+    ProjectionError
+        If the kind is unknown.
     """
     kind, p = projection["kind"], parameters(projection)
     R = RADIUS
@@ -126,7 +205,21 @@ def geotransform(projection: dict, width: int, height: int) -> tuple:
 
 
 def proj_string(projection: dict) -> str:
-    """The PROJ definition of the output's projected coordinates, on the sphere of radius RADIUS."""
+    """The PROJ definition of the output's projected coordinates, on the sphere of radius :data:`RADIUS`.
+
+    Parameters are written in degrees to 12 significant digits; a rotated pole
+    is ``ob_tran`` over ``eqc``, with ``lon_0`` 180 degrees east of the pole's longitude.
+
+    Returns
+    -------
+    str
+        A ``+proj=...`` string in metres, ending in ``+type=crs``.
+
+    Raises
+    ------
+    ProjectionError
+        If the kind is unknown.
+    """
     kind, p = projection["kind"], parameters(projection)
     sphere = f"+R={RADIUS:.0f} +units=m +no_defs +type=crs"
     if kind == "equirectangular":
@@ -146,7 +239,23 @@ def proj_string(projection: dict) -> str:
 
 
 def pixel_centres_to_xy(transform, cols, rows, dtype=np.float64):
-    """Projected coordinates of pixel centres, as ``dtype`` arrays (float32 is much faster, to about 1e-7)."""
+    """Projected coordinates in metres of the centres of pixels (``cols``, ``rows``).
+
+    Parameters
+    ----------
+    transform : sequence of float
+        The output's GDAL-style transform (:func:`geotransform`).
+    cols, rows : array_like
+        Pixel columns and rows, centres at integers; they broadcast together.
+    dtype : numpy dtype
+        ``np.float64`` (the default) or ``np.float32``, much faster and good to
+        about 1e-7 of the sphere's radius (it computes in units of :data:`RADIUS`).
+
+    Returns
+    -------
+    x, y : ndarray
+        Of ``dtype``, in the broadcast shape.
+    """
     cols = np.asarray(cols, dtype) + 0.5
     rows = np.asarray(rows, dtype) + 0.5
     t = [float(value) for value in transform]
@@ -158,7 +267,15 @@ def pixel_centres_to_xy(transform, cols, rows, dtype=np.float64):
 
 
 def xy_to_pixel(transform, x, y):
-    """Fractional pixel (column, row) of projected coordinates, centres at integers."""
+    """Fractional pixel (column, row) of projected (x, y) in metres, pixel centres at integers.
+
+    Inverts the affine ``transform`` (:func:`geotransform`) in float64.
+
+    Returns
+    -------
+    cols, rows : ndarray
+        float64, in the broadcast shape of ``x`` and ``y``.
+    """
     t = transform
     det = t[1] * t[5] - t[2] * t[4]
     dx, dy = np.asarray(x, np.float64) - t[0], np.asarray(y, np.float64) - t[3]
@@ -194,9 +311,28 @@ def _rotate(matrix, lon, lat):
 
 
 def inverse(projection: dict, x, y):
-    """Geographic (lon, lat) in radians of projected (x, y) metres; NaN outside the projection's domain.
+    """Geographic (lon, lat) in radians of projected (x, y) in metres; NaN outside the projection's domain.
 
-    Longitudes are in [-pi, pi). Float32 input is computed in float32.
+    Parameters
+    ----------
+    projection : dict
+        A projection entry: ``kind`` and its parameters (degrees).
+    x, y : array_like
+        Projected coordinates in metres; they broadcast together.
+
+    Returns
+    -------
+    lon, lat : ndarray
+        Radians, longitudes in [-pi, pi); float32 when ``x`` is float32, else
+        float64. Off the projection's domain (beyond a pole in equirectangular
+        and rotated pole, outside the orthographic disc) the latitude is NaN,
+        and so is the longitude except in equirectangular. Mercator and
+        transverse Mercator have a point everywhere.
+
+    Raises
+    ------
+    ProjectionError
+        If the kind is unknown.
     """
     kind, p = projection["kind"], parameters(projection)
     x, y = np.asarray(x), np.asarray(y)
@@ -232,7 +368,19 @@ def inverse(projection: dict, x, y):
 
 
 def forward(projection: dict, lon, lat):
-    """Projected (x, y) metres of geographic (lon, lat) radians; NaN where not visible (orthographic)."""
+    """Projected (x, y) in metres of geographic (lon, lat) in radians, computed in float64.
+
+    Returns
+    -------
+    x, y : ndarray
+        float64 metres; in equirectangular, Mercator and rotated pole, x is
+        wrapped to [-pi R, pi R). NaN on the far side of an orthographic globe.
+
+    Raises
+    ------
+    ProjectionError
+        If the kind is unknown.
+    """
     kind, p = projection["kind"], parameters(projection)
     lon = np.asarray(lon, np.float64)
     lat = np.asarray(lat, np.float64)

@@ -27,7 +27,23 @@ INTER_BITS = 5  # OpenCV's fixed-point fraction: 1/32 pixel
 def fixed_point_maps(coords: np.ndarray, nearest: bool) -> tuple:
     """``(column, row, fraction)`` as ``cv2.convertMaps(coords, None, CV_16SC2)`` computes them, in int64.
 
-    ``fraction`` is the interpolation-table index (None for nearest).
+    Coordinates are rounded to the nearest 1/32 pixel and split into the
+    whole pixel below and the fraction; with ``nearest``, rounded to the nearest pixel.
+
+    Parameters
+    ----------
+    coords : ndarray
+        (h, w, 2) float32 source (x, y).
+    nearest : bool
+        Nearest-neighbour maps, without fractions (``nninterpolation``).
+
+    Returns
+    -------
+    column, row : ndarray
+        (h, w) int64 source pixels.
+    fraction : ndarray or None
+        (h, w) uint16 interpolation-table index, ``32 * row fraction + column
+        fraction`` in 1/32 pixel; None for nearest.
     """
     if nearest:
         return np.rint(coords[..., 0]).astype(np.int64), np.rint(coords[..., 1]).astype(np.int64), None
@@ -41,10 +57,33 @@ def fixed_point_maps(coords: np.ndarray, nearest: bool) -> tuple:
 def remap(source, coords, method: int, border: int, reach: int, nearest: bool, invalid: float, dst=None):
     """``cv2.remap`` of ``source`` (rows, columns, channels) at float32 ``coords`` (h, w, 2: x, y).
 
-    ``border`` is BORDER_WRAP (the source wraps in longitude) or BORDER_REPLICATE;
-    ``reach`` is how far the kernel reads past the pixel below a coordinate;
-    coordinates below ``invalid / 2`` read nothing that matters (the caller masks them).
-    Returns (h, w, channels) pixels, written into ``dst`` when given.
+    A source under :data:`REMAP_LIMIT` pixels a side goes straight to
+    ``cv2.remap``; a larger one is resampled as the module docstring describes.
+
+    Parameters
+    ----------
+    source : ndarray
+        (rows, columns, channels) pixels.
+    coords : ndarray
+        (h, w, 2) float32 source (x, y) of every output pixel, pixel centres at integers.
+    method : int
+        OpenCV interpolation flag (``cv2.INTER_*``).
+    border : int
+        ``cv2.BORDER_WRAP`` (the source wraps in longitude) or ``cv2.BORDER_REPLICATE``.
+    reach : int
+        How far the kernel reads past the pixel below a coordinate
+        (:data:`pixelflow.maps.reproject.KERNEL_REACH`).
+    nearest : bool
+        Whether ``method`` is nearest-neighbour.
+    invalid : float
+        Coordinates whose x is at most ``invalid / 2`` read nothing that matters (the caller masks them).
+    dst : ndarray, optional
+        (h, w, channels) array of ``source``'s dtype to write into.
+
+    Returns
+    -------
+    ndarray
+        (h, w, channels) pixels of ``source``'s dtype: ``dst`` when given.
     """
     squeeze = source.shape[2] == 1
     if max(source.shape[:2]) < REMAP_LIMIT:

@@ -47,23 +47,44 @@ INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos")
 KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}
 TILE_PIXELS = 1 << 21  # about 2 Mpx per tile keeps each thread's maps near 30 MB
 MIN_BANDS = 8
-INVALID = -16000.0
-# a map coordinate that is outside any source (fits remap's int16 maps)
+INVALID = -16000.0  # a map coordinate that is outside any source (fits remap's int16 maps)
 
 
 @dataclass
 class TileRenderer:
-    """Renders tiles of one output from one source; shared by the job's threads."""
+    """Renders tiles of one output from one source; shared by the job's threads, called once per tile.
+
+    Attributes
+    ----------
+    mapping : Mapping
+        The output's mapping.
+    source : ndarray
+        (rows + 2 pad, columns, channels) uint8 or uint16 source pixels (:func:`load_source`).
+    pad : int
+        Rows above and below the map's rows in ``source`` (:func:`pad_poles`).
+    output : int
+        A descriptor of the file the pixels go to, open for writing.
+    output_offset : int
+        Where the pixels start in it, in bytes.
+    output_channels : int
+        Channels of the output (:func:`output_channels`).
+    interpolation : str
+        One of :data:`INTERPOLATIONS`.
+    alpha : bool
+        Some output pixels may lack a source: they get 0 in every channel, alpha included.
+    inverse : InverseMapFile or None
+        The cached inverse map of this output, or None to compute the coarse grids.
+    """
 
     mapping: Mapping
-    source: np.ndarray  # (rows + 2 pad, columns, channels)
+    source: np.ndarray
     pad: int
-    output: int  # a descriptor of the file the pixels go to
-    output_offset: int  # where the pixels start in it
+    output: int
+    output_offset: int
     output_channels: int
     interpolation: str
-    alpha: bool  # some output pixels may lack a source: they get alpha 0
-    inverse: InverseMapFile | None = None  # the cached inverse map of this output, or None to compute it
+    alpha: bool
+    inverse: InverseMapFile | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def _tile_buffer(self, shape: tuple) -> np.ndarray:
@@ -75,7 +96,23 @@ class TileRenderer:
         return buffer[:size].reshape(shape)
 
     def __call__(self, tile: tuple) -> int:
-        """Resample one tile ``(row0, row1, col0, col1)`` and write it to the output; returns its exact-pixel count."""
+        """Resample one tile and write it to the output.
+
+        Parameters
+        ----------
+        tile : tuple of int
+            ``(row0, row1, col0, col1)``: output rows ``row0:row1`` and columns ``col0:col1``.
+
+        Returns
+        -------
+        int
+            Pixels whose source coordinates were computed exactly.
+
+        Raises
+        ------
+        InverseMapError
+            When the cached inverse map holds no grid for the tile.
+        """
         import cv2
 
         source = self.source
@@ -121,7 +158,25 @@ class TileRenderer:
 def render_tiles(render, tiles: list, threads: int) -> int:
     """Render every tile with ``threads`` threads; the first failure stops the rest and names its tile.
 
-    Returns the total exact-pixel count.
+    Parameters
+    ----------
+    render : callable
+        Renders one tile and returns its exact-pixel count (a :class:`TileRenderer`).
+    tiles : list of tuple
+        ``(row0, row1, col0, col1)`` of each tile (:func:`plan_tiles`).
+    threads : int
+        Rendering threads; with 1 or less, or a single tile, the tiles are
+        rendered in this thread, in order.
+
+    Returns
+    -------
+    int
+        The total exact-pixel count.
+
+    Raises
+    ------
+    WorkerError
+        Naming the tile that failed and the error, its cause; tiles not yet started are cancelled.
     """
 
     def guarded(tile):
@@ -144,7 +199,22 @@ def render_tiles(render, tiles: list, threads: int) -> int:
 
 
 def write_rows(descriptor: int, offset: int, width: int, pixels: np.ndarray, row0: int, col0: int) -> None:
-    """Write a rendered tile into an output's pixel area (rows of ``width`` pixels from ``offset``)."""
+    """Write a rendered tile into an output's pixel area with ``os.pwrite``.
+
+    Parameters
+    ----------
+    descriptor : int
+        The output file, open for writing.
+    offset : int
+        Where the pixel area starts, in bytes: rows of ``width`` pixels back to
+        back, channels interleaved.
+    width : int
+        The output's width in pixels.
+    pixels : ndarray
+        (h, w, channels) the tile's pixels, of the output's dtype.
+    row0, col0 : int
+        The tile's first output row and column.
+    """
     pixel_bytes = pixels.shape[2] * pixels.dtype.itemsize
     row_bytes = width * pixel_bytes
     start = offset + row0 * row_bytes + col0 * pixel_bytes
@@ -162,10 +232,18 @@ def write_rows(descriptor: int, offset: int, width: int, pixels: np.ndarray, row
 def plan_tiles(height: int, width: int, step: int) -> list[tuple]:
     """Row bands (split into column tiles when wide): a multiple of ``step`` rows, about TILE_PIXELS each.
 
-    At least MIN_BANDS bands, so that threads share the work evenly. The plan
-    does not depend on the thread count: with a grid step that is not a power
-    of two, the interpolated coordinates depend (in the last bit) on where
-    the bands start, and the output bytes must not depend on ``--cores``.
+    A band has at most height / MIN_BANDS rows (rounded up to a multiple of
+    ``step``), so that there are about MIN_BANDS bands at least and threads
+    share the work evenly, and at most MAX_TILE rows. The plan does not depend
+    on the thread count: with a grid step that is not a power of two, the
+    interpolated coordinates depend (in the last bit) on where the bands
+    start, and the output bytes must not depend on ``--cores``.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(row0, row1, col0, col1)`` of each tile, band by band from the top,
+        each band split by :func:`~pixelflow.maps.inverse_map.column_ranges`.
     """
     column_tiles = column_ranges(width)
     rows = max(step, TILE_PIXELS // (column_tiles[0][1] - column_tiles[0][0]) // step * step)
@@ -174,7 +252,14 @@ def plan_tiles(height: int, width: int, step: int) -> list[tuple]:
 
 
 def pad_poles(buffer: np.ndarray, pad: int, height: int, has_poles: bool) -> None:
-    """Fill the ``pad`` rows above and below the image rows of ``buffer`` (image at rows pad..pad+height)."""
+    """Fill the ``pad`` rows above and below the image rows of ``buffer`` (image at rows pad..pad+height).
+
+    On a map with both poles, the k-th row beyond a pole (k = 0 next to it)
+    is the map's k-th row from that pole (clamped to the map), rolled by half
+    the width: across a pole, a pixel's neighbour is the pixel half-way round
+    the same row. Otherwise the first and last rows are repeated. Nothing is
+    done when ``pad`` is 0.
+    """
     if pad == 0:
         return
     image = buffer[pad : pad + height]
@@ -189,7 +274,7 @@ def pad_poles(buffer: np.ndarray, pad: int, height: int, has_poles: bool) -> Non
 
 
 def output_channels(source_channels: int, alpha: bool) -> int:
-    """Channels of the output: the source's, or RGBA when pixels may lack a source."""
+    """Channels of the output: the source's, or 4 (RGBA) when pixels may lack a source."""
     return 4 if alpha else source_channels
 
 
@@ -209,12 +294,38 @@ def _to_channels(image: np.ndarray) -> np.ndarray:
 def load_source(path, pad: int, pixel_limit: int, in_place: bool = False) -> tuple:
     """Read a map image into a (rows + 2 pad, columns, channels) array; the ``pad`` rows are left to fill.
 
-    Returns ``(array, mapped)``. With ``in_place``, an uncompressed TIFF (see
-    :func:`uncompressed_layout`) is not read at all but memory-mapped where it
-    lies (no padding; ``mapped`` is True); otherwise an uncompressed TIFF is
-    read straight into place and other files are decoded by
-    :func:`pixelflow.io.images.read_image`. The size is checked against
-    ``pixel_limit`` from the header before anything is decoded.
+    With ``in_place``, an uncompressed TIFF (see
+    :func:`~pixelflow.io.tiff.uncompressed_layout`) whose pixel offset is a
+    multiple of the sample size is not read at all but memory-mapped where it
+    lies (read-only, no padding); otherwise an uncompressed TIFF is read
+    straight into place and other files are decoded by
+    :func:`pixelflow.io.images.read_image`, grey getting a channel axis and
+    grey + alpha becoming RGBA. The size is checked against ``pixel_limit``
+    from the header before anything is decoded.
+
+    Parameters
+    ----------
+    path : str or path
+        The map image.
+    pad : int
+        Rows to leave above and below the map (:func:`pad_poles`).
+    pixel_limit : int
+        Largest pixel count (``reprojection.pixel_limit``).
+    in_place : bool
+        Memory-map an uncompressed TIFF rather than read it.
+
+    Returns
+    -------
+    array : ndarray
+        uint8 or uint16 pixels in native byte order.
+    mapped : bool
+        True when ``array`` is a memory map of the file, without pad rows.
+
+    Raises
+    ------
+    ImageError
+        Naming the file: one that cannot be read, over ``pixel_limit``, not 8-
+        or 16-bit, or with truncated pixel data.
     """
 
     width, height = image_size(path)
@@ -282,10 +393,12 @@ def reproject_file(
         ``width`` (optionally ``height``) or ``scale`` of the source width
         (:func:`pixelflow.maps.projections.output_size`).
     interpolation, threshold, grid_step, pixel_limit, compression, png_strategy, png_filter
-        As the ``reprojection`` keys of the config, with the same defaults.
-    threads : int
+        As the ``reprojection`` keys of the config (``threshold`` is
+        ``error_threshold``), with the same defaults.
+    threads, pixels_per_thread : int
         Upper bound of the threads rendering tiles: one per
-        ``pixels_per_thread`` output pixels at most.
+        ``pixels_per_thread`` output pixels at most
+        (:func:`~pixelflow.maps.projections.render_threads`).
     inverse_path : path, optional
         A cached inverse map (:mod:`pixelflow.maps.inverse_cache`) to take the
         coarse grid from; it must have been made for this source grid,
@@ -296,8 +409,26 @@ def reproject_file(
     Returns
     -------
     dict
-        Facts for the log and the georeferencing: width, height, transform,
-        channels, exact pixel count, tiles and the source's form.
+        Facts for the log and the georeferencing: ``width``, ``height``,
+        ``channels``, ``transform``, ``exact_pixels``, ``tiles`` and
+        ``source`` (its width, height, channels and dtype).
+
+    Raises
+    ------
+    ValueError
+        For an output that is not .png or .tif, or an unknown interpolation;
+        with ``inverse_path``, for an error threshold of 0.
+    ProjectionError
+        For an unknown projection kind, or an output size that is not positive.
+    ImageError
+        Naming the file: a source that cannot be read, is over ``pixel_limit``
+        or is not 8- or 16-bit, or an output over ``pixel_limit``.
+    GeometryError
+        Naming the source, when its size or bounds do not fit its projection.
+    InverseMapError
+        When the cached inverse map cannot be read or was made for other values.
+    WorkerError
+        Naming the tile whose rendering failed.
     """
 
     output_path = Path(output_path)
@@ -386,7 +517,29 @@ def reproject_file(
 
 
 def open_inverse_map(path, mapping: Mapping, needed_by: str) -> InverseMapFile:
-    """Open the cached inverse map at ``path``; :class:`~.inverse_cache.InverseMapError` unless it fits."""
+    """Open the cached inverse map at ``path`` and check that it was made for ``mapping``.
+
+    Parameters
+    ----------
+    path : str or path
+        The cache file.
+    mapping : Mapping
+        The output's mapping.
+    needed_by : str
+        What needs the file, for error messages.
+
+    Returns
+    -------
+    InverseMapFile
+        Open; the caller closes it.
+
+    Raises
+    ------
+    ValueError
+        If the mapping's error threshold is 0 or less.
+    InverseMapError
+        If the file cannot be read or was made for other values.
+    """
     if mapping.threshold <= 0:
         raise ValueError(f"{path}: an inverse map is not used with error threshold 0 (every pixel is exact)")
     geometry = mapping.geometry
@@ -408,6 +561,6 @@ def _note(log, message, *args):
 
 
 def describe_tile(tile) -> str:
-    """Words for a tile in error messages."""
+    """Words for a tile ``(row0, row1, col0, col1)`` in error messages: its output rows and columns."""
     row0, row1, col0, col1 = tile
     return f"output rows {row0}-{row1 - 1}, columns {col0}-{col1 - 1}"

@@ -19,7 +19,7 @@ FORMAT_KEYS = (("reprojection", "format"), ("stats", "save_filtered"))
 
 
 def key_path(parts) -> str:
-    """``datasets.noise.count``-style name for a path of keys and list positions."""
+    """``datasets.noise.count``-style name for a path of keys and list positions; ``(top level)`` when empty."""
     return ".".join(str(part) for part in parts) or "(top level)"
 
 
@@ -49,7 +49,7 @@ def _copy(value):
 
 
 def load_schema(path) -> dict:
-    """Read a YAML JSON-schema file."""
+    """Read a JSON schema written in YAML (with the safe loader, libyaml's when available)."""
     import yaml
 
     with open(path, encoding="utf-8") as handle:
@@ -57,7 +57,29 @@ def load_schema(path) -> dict:
 
 
 def validate_config(config: dict, schema: dict) -> dict:
-    """Check ``config`` against ``schema`` in place, filling defaults; raise ConfigError."""
+    """Check ``config`` against ``schema`` in place, filling defaults and canonical format names.
+
+    Dataset names are checked first (:func:`check_name`); of several schema
+    errors the best match (``jsonschema.exceptions.best_match``) is reported.
+    Then format aliases are replaced (:func:`canonical_formats`).
+
+    Parameters
+    ----------
+    config : dict
+        The loaded config, changed in place.
+    schema : dict
+        The JSON schema (:func:`load_schema`); its ``default`` values fill missing properties.
+
+    Returns
+    -------
+    dict
+        ``config`` itself.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key that breaks the schema, or a dataset with an unusable name.
+    """
     import jsonschema
 
     for name in (config.get("datasets") or {}) if isinstance(config.get("datasets"), dict) else ():
@@ -82,7 +104,20 @@ def canonical_formats(config: dict) -> None:
 
 
 def check_name(name, where) -> None:
-    """Names become folder and file names: letters, digits, '_' and '-' only."""
+    """Check a name that becomes folder and file names: a letter or digit, then letters, digits, '_' and '-' only.
+
+    Parameters
+    ----------
+    name : str
+        The name.
+    where : list
+        The keys leading to it, for the message (:func:`key_path`).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, when ``name`` is not such a string.
+    """
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(
             f"config key {key_path(where)}: name {name!r} must start with a letter or digit and use "
@@ -93,8 +128,27 @@ def check_name(name, where) -> None:
 def glob_files(pattern: str, key: str, workdir, what: str = "") -> list[str]:
     """The files a config glob names, in sorted path order; relative to ``workdir`` when inside it.
 
-    Raises ConfigError naming ``key`` when the glob matches no file (``what``
-    is added to the message, e.g. "an empty library").
+    Parameters
+    ----------
+    pattern : str
+        A glob (``**`` matches any folders), relative to ``workdir`` unless absolute.
+    key : str
+        The glob's config key, for the message.
+    workdir : str or path
+        The workflow's folder.
+    what : str
+        Added to the message in parentheses, e.g. "an empty library".
+
+    Returns
+    -------
+    list of str
+        The matching files (not folders), resolved: relative to ``workdir``
+        when inside it, else absolute.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key``, when the glob matches no file.
     """
     base = Path(workdir)
     full = pattern if Path(pattern).is_absolute() else str(base / pattern)

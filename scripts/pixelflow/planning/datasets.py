@@ -22,33 +22,67 @@ FOLDER = "results/datasets"
 
 @dataclass(frozen=True)
 class DatasetPlan:
-    """How one dataset is split into shards."""
+    """How one dataset is split into shards.
+
+    Attributes
+    ----------
+    name : str
+        The dataset's key under ``datasets``.
+    kind : str
+        ``generated`` or ``external``.
+    count : int
+        Images in the dataset.
+    shard_size : int
+        Images per shard; the last shard may hold fewer.
+    files : tuple of str
+        An external dataset's image files in index order; empty for a generated one.
+    """
 
     name: str
-    kind: str  # "generated" or "external"
+    kind: str
     count: int
     shard_size: int
     files: tuple = ()
 
     @property
     def shards(self) -> list[str]:
-        """Shard ids ``0000``, ``0001``, ..."""
+        """Shard ids ``0000``, ``0001``, ..., one per ``shard_size`` images (none for an empty dataset)."""
         return [f"{k:04d}" for k in range(math.ceil(self.count / self.shard_size))]
 
     def bounds(self, shard: str) -> tuple[int, int]:
-        """Image indexes ``(start, stop)`` of a shard."""
+        """Image indexes ``(start, stop)`` of a shard.
+
+        Raises
+        ------
+        ConfigError
+            If the dataset has no such shard.
+        """
         start = int(shard) * self.shard_size
         if not 0 <= start < self.count:
             raise ConfigError(f"dataset {self.name!r} has no shard {shard}")
         return start, min(start + self.shard_size, self.count)
 
     def shards_covering(self, count: int) -> list[str]:
-        """The shards holding images ``0..count-1``."""
+        """The shards holding images ``0..count-1`` (every shard when ``count`` is the dataset's size or more)."""
         return self.shards[: math.ceil(min(count, self.count) / self.shard_size)]
 
 
 def check_generated(name: str, spec: dict) -> None:
-    """Rules between keys of a generated dataset that the schema cannot say."""
+    """Check the rules between keys of a generated dataset that the schema cannot say.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's key under ``datasets``.
+    spec : dict
+        Its validated entry.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: a ``dtype`` the format cannot hold, a 3-D ``shape``
+        with other than 3 or 4 channels, or a bmp with an alpha channel.
+    """
     where = ["datasets", name]
     dtypes = FORMATS[spec["format"]].dtypes
     if spec["dtype"] not in dtypes:
@@ -67,9 +101,15 @@ def check_generated(name: str, spec: dict) -> None:
 
 
 def check_config(config: dict, workdir) -> None:
-    """Rules between the keys of each generated dataset; raises ConfigError naming the key.
+    """Check the rules between the keys of each generated dataset (:func:`check_generated`).
 
-    An external dataset's glob is checked by :func:`plan_datasets`, which needs its files anyway.
+    An external dataset's glob is checked by :func:`plan_datasets`, which needs its files anyway;
+    ``workdir`` is not read.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key.
     """
     for name, spec in config["datasets"].items():
         if "path" not in spec:
@@ -77,7 +117,24 @@ def check_config(config: dict, workdir) -> None:
 
 
 def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
-    """Shard plans for every dataset of a checked config; ConfigError naming the key of a glob that matches nothing."""
+    """Shard plans for every dataset of a checked config, by name.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config; a dataset without ``shard_size`` takes the top-level one.
+    workdir : str or path
+        The folder external datasets' globs are relative to.
+
+    Returns
+    -------
+    dict of str to DatasetPlan
+
+    Raises
+    ------
+    ConfigError
+        Naming ``datasets.<name>.path``, for a glob that matches no file.
+    """
     plans = {}
     for name, spec in config["datasets"].items():
         shard_size = spec.get("shard_size", config["shard_size"])
@@ -95,7 +152,21 @@ def shard_dir(name: str, shard: str) -> str:
 
 
 def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
-    """Every final output of the datasets stage: shards, index, stack and contact sheet of each dataset."""
+    """Every final output of the datasets stage: shards, index, stack and contact sheet of each dataset.
+
+    The stack only when the dataset's ``stack`` is on, the contact sheet only when ``montage.count`` is above 0.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config.
+    datasets : dict of str to DatasetPlan
+        The plans (:func:`plan_datasets`).
+
+    Returns
+    -------
+    list of str
+    """
     files = []
     for name, spec in config["datasets"].items():
         # Shards are final outputs too: one that failed and was removed is redone
@@ -110,7 +181,7 @@ def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
 
 
 def shard_inputs(dataset: DatasetPlan, shard: str) -> dict:
-    """Inputs of a shard job besides its code: for an external dataset, the images it checks."""
+    """Inputs of a shard job besides its code: for an external dataset, the images it checks (else none)."""
     if dataset.kind != "external":
         return {}
     start, stop = dataset.bounds(shard)
@@ -128,7 +199,7 @@ def shard_job_threads(max_threads: int, cores: int | None, shards: int) -> int:
 
 
 def generated_shard_spec(config: dict, name: str) -> "GeneratedSpec":
-    """Everything a generated image's bytes depend on, apart from its index."""
+    """Everything a generated image's bytes depend on, apart from its index; ``seed`` defaults to the top-level one."""
     spec = config["datasets"][name]
     return {
         "name": name,
@@ -142,7 +213,20 @@ def generated_shard_spec(config: dict, name: str) -> "GeneratedSpec":
 
 
 def shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:
-    """Everything a shard's bytes depend on besides its input files."""
+    """Everything a shard's bytes depend on besides its input files.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``start`` and ``stop`` (image indexes); for a generated
+        dataset ``spec`` (:func:`generated_shard_spec`), for an external one
+        the ``shape`` and ``dtype`` its images must have (None when not given).
+
+    Raises
+    ------
+    ConfigError
+        If the dataset has no such shard.
+    """
     start, stop = dataset.bounds(shard)
     params = {"kind": dataset.kind, "start": start, "stop": stop}
     spec = config["datasets"][dataset.name]
@@ -155,14 +239,20 @@ def shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:
 
 
 def image_bytes(spec: dict) -> int:
-    """Uncompressed bytes of one image of a dataset spec (external without a shape: a nominal 1 MB)."""
+    """Uncompressed bytes of one image of a dataset spec (external without a shape: a nominal 1 MiB).
+
+    ``dtype`` defaults to uint8; a dtype missing from :data:`~pixelflow.formats.DTYPE_BYTES` counts 4 bytes.
+    """
     if "shape" not in spec:
         return 1 << 20
     return math.prod(spec["shape"]) * DTYPE_BYTES.get(spec.get("dtype", "uint8"), 4)
 
 
 def shard_mem_mb(config: dict, name: str, attempt: int) -> int:
-    """Memory of a shard job: workers hold one image at a time; allow for a few large ones."""
+    """Memory in MB of a shard job: workers hold one image at a time; allow for a few large ones.
+
+    512 MB plus 8 images per worker (``max_threads``), times the attempt number.
+    """
     return attempt * (512 + 8 * image_bytes(config["datasets"][name]) // (1 << 20) * config["max_threads"])
 
 
@@ -172,15 +262,18 @@ def runtime_minutes(megabytes: float, attempt: int, mb_per_second: float = 50) -
 
 
 def shard_runtime(config: dict, dataset: DatasetPlan, attempt: int) -> int:
-    """Minutes of a shard job: about 50 MB/s."""
+    """Minutes of a shard job: its images' uncompressed MB at about 50 MB/s (:func:`runtime_minutes`)."""
     return runtime_minutes(dataset.shard_size * image_bytes(config["datasets"][dataset.name]) / (1 << 20), attempt)
 
 
 def index_mem_mb(dataset: DatasetPlan, attempt: int) -> int:
-    """Memory of a job reading a dataset's manifests: images stream through one at a time, rows take about 1 KB."""
+    """Memory in MB of a job reading a dataset's manifests: images stream through one at a time, rows take about 1 KB.
+
+    1024 MB plus 1 MB per 1000 images, times the attempt number.
+    """
     return attempt * (1024 + dataset.count // 1000)
 
 
 def stack_runtime(config: dict, dataset: DatasetPlan, attempt: int) -> int:
-    """Minutes of a stack job: about 50 MB/s."""
+    """Minutes of a stack job: the dataset's uncompressed MB at about 50 MB/s (:func:`runtime_minutes`)."""
     return runtime_minutes(dataset.count * image_bytes(config["datasets"][dataset.name]) / (1 << 20), attempt)

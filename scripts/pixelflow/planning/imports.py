@@ -21,8 +21,19 @@ def imported_core_modules(script, package: str = "pixelflow") -> list[str]:
 
     The package is looked up beside the script. Importing a module also runs
     the ``__init__.py`` of every package above it, so those are included and
-    followed too. Returns sorted paths as strings, so that rules can declare
-    them as inputs.
+    followed too. Relative imports in the script itself are not followed.
+
+    Parameters
+    ----------
+    script : str or path
+        The job script.
+    package : str
+        The package's name (its folder lies beside the script).
+
+    Returns
+    -------
+    list of str
+        Sorted paths of the files, so that rules can declare them as inputs.
     """
     script = Path(script)
     package_dir = script.parent / package
@@ -49,15 +60,26 @@ IMPORTS_CACHE_VERSION = 1
 def imports_cache_path(environ=os.environ) -> Path:
     """Where the import lists are kept: one file per user, like Python's bytecode caches.
 
-    Keys are absolute source paths, so every run folder and every checkout can
-    share it. ``$XDG_CACHE_HOME/pixelflow`` or ``~/.cache/pixelflow``.
+    Entries are keyed by resolved source paths, so every run folder and every
+    checkout can share it.
+
+    Parameters
+    ----------
+    environ : mapping
+        Where ``XDG_CACHE_HOME`` and ``HOME`` are read; ``os.environ`` by default.
+
+    Returns
+    -------
+    Path
+        ``imports.json`` in ``$XDG_CACHE_HOME/pixelflow``, else in
+        ``~/.cache/pixelflow`` (``~`` from ``HOME``, else from ``os.path.expanduser``).
     """
     base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
     return Path(base) / "pixelflow" / "imports.json"
 
 
 def load_imports_cache(path) -> None:
-    """Reuse the import lists an earlier run saved to ``path`` (a missing or unreadable file: none)."""
+    """Reuse the import lists an earlier run saved to ``path`` (a missing, unreadable or other-version file: none)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):

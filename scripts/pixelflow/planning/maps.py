@@ -26,7 +26,25 @@ INVERSE_SUFFIX = ".inv"
 
 
 def check_projection(name: str, spec: dict, pixel_limit: int) -> None:
-    """Rules of one projection entry that the schema cannot say."""
+    """Check the rules of one projection entry that the schema cannot say.
+
+    Parameters
+    ----------
+    name : str
+        The projection's key under ``projections``.
+    spec : dict
+        Its validated entry.
+    pixel_limit : int
+        ``reprojection.pixel_limit``, which a given ``width`` times the
+        ``height`` (given, or natural) must not exceed.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: an unusable name, a key that is neither a parameter of
+        the kind nor a size key, both or neither of ``width`` and ``scale``,
+        ``height`` with ``scale``, or a size over the pixel limit.
+    """
     where = ["projections", name]
     check_name(name, where)
     kind = spec["kind"]
@@ -51,7 +69,25 @@ def check_projection(name: str, spec: dict, pixel_limit: int) -> None:
 
 
 def check_map(name: str, spec: dict, workdir) -> None:
-    """Rules of one map entry: a usable name, an existing file, sensible bounds."""
+    """Check one map entry: a usable name, an existing file, sensible bounds.
+
+    Parameters
+    ----------
+    name : str
+        The map's key under ``maps``.
+    spec : dict
+        Its validated entry: ``path`` (relative to ``workdir`` unless absolute),
+        ``projection`` and optionally ``bounds`` (degrees).
+    workdir : str or path
+        The workflow's folder.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: an unusable name, no such file, bounds that are not
+        west < east <= west + 360 and -90 <= south < north <= 90, or Mercator
+        bounds reaching a pole.
+    """
     where = ["maps", name]
     check_name(name, where)
     path = Path(spec["path"])
@@ -70,7 +106,13 @@ def check_map(name: str, spec: dict, workdir) -> None:
 
 
 def check_config(config: dict, workdir) -> None:
-    """Check the maps, projections and reprojection settings of a validated config."""
+    """Check every map and projection entry of a validated config (:func:`check_map`, :func:`check_projection`).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key.
+    """
     limit = config["reprojection"]["pixel_limit"]
     for name, spec in config["maps"].items():
         check_map(name, spec, workdir)
@@ -99,18 +141,30 @@ def outputs(config: dict, datasets=None) -> list[str]:
 
 
 def map_geometry(config: dict, map_name: str) -> dict:
-    """What the bytes of a map's outputs depend on about its source, apart from the file itself."""
+    """What the bytes of a map's outputs depend on about its source, apart from the file: its entry without ``path``."""
     spec = config["maps"][map_name]
     return {key: value for key, value in spec.items() if key != "path"}
 
 
 def projection_spec(config: dict, projection: str) -> dict:
-    """A projection entry with its kind's defaults filled in."""
+    """A copy of a projection entry with its kind's defaults filled in.
+
+    Raises
+    ------
+    ProjectionError
+        If its kind is unknown.
+    """
     return with_defaults(config["projections"][projection])
 
 
 def job_mem_mb(config: dict, map_name: str, projection: str, attempt: int) -> int:
-    """Memory of a reprojection job: the decoded source, the output and the workers' tile maps."""
+    """Memory in MB of a reprojection job: the decoded source, the output and the workers' tile maps.
+
+    The source counts 8 times its file's size (64 MB when its path, taken
+    from the current folder, is not a file), the output 8 bytes a pixel (the
+    source's count times ``scale`` squared for a scaled output), the threads
+    64 MB each of ``max_threads``, plus 512 MB; all times the attempt number.
+    """
     spec = projection_spec(config, projection)
     path = Path(config["maps"][map_name]["path"])
     source_mb = 8 * path.stat().st_size / (1 << 20) if path.is_file() else 64
@@ -122,7 +176,10 @@ def job_mem_mb(config: dict, map_name: str, projection: str, attempt: int) -> in
 
 
 def job_threads(config: dict, projection: str) -> int:
-    """Threads of a reprojection job (:func:`pixelflow.maps.projections.render_threads`)."""
+    """Threads of a reprojection job (:func:`pixelflow.maps.projections.render_threads`).
+
+    ``max_threads`` when the output's size follows the source (``scale``).
+    """
     spec = projection_spec(config, projection)
     if "width" not in spec:  # the size follows the source: the job decides
         return config["max_threads"]
@@ -130,7 +187,15 @@ def job_threads(config: dict, projection: str) -> int:
 
 
 def source_grid(spec: dict, width: int, height: int) -> dict | None:
-    """Where a map's pixels lie (:func:`pixelflow.maps.georef.source_geometry`); None if it refuses."""
+    """Where a map's pixels lie (:func:`pixelflow.maps.georef.source_geometry`); None if it refuses.
+
+    Returns
+    -------
+    dict or None
+        ``kind``, ``width``, ``height`` and ``bounds`` (a list, degrees), as
+        :func:`~pixelflow.maps.inverse_cache.inverse_spec` takes them; None when
+        the geometry raises :class:`~pixelflow.maps.georef.GeometryError`.
+    """
     try:
         geometry = source_geometry(spec, width, height)
     except GeometryError:
@@ -139,7 +204,7 @@ def source_grid(spec: dict, width: int, height: int) -> dict | None:
 
 
 def inverse_key(spec: dict) -> str:
-    """A short stable name for an inverse map: the start of the sha256 of its spec as canonical JSON."""
+    """A short stable name for an inverse map: the first 16 hex digits of the sha256 of its spec as canonical JSON."""
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -155,7 +220,22 @@ def plan_inverses(config: dict, workdir) -> tuple[dict, dict]:
     Empty unless ``reprojection.cache_inverse`` is on and the error threshold
     is above 0. A map whose header cannot be read, that is over the pixel
     limit or whose grid cannot be resolved gets none: its jobs compute their
-    own inverse maps and fail with the usual error naming the file.
+    own inverse maps and fail with the usual error naming the file. An output
+    over the pixel limit gets none either. Pairs with the same spec share one key.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config.
+    workdir : str or path
+        The folder map paths are relative to, unless absolute.
+
+    Returns
+    -------
+    keys : dict
+        ``{(map, projection): key}`` (:func:`inverse_key`).
+    specs : dict
+        ``{key: spec}`` (:func:`pixelflow.maps.inverse_cache.inverse_spec`).
     """
     settings = config["reprojection"]
     keys, specs = {}, {}
@@ -183,20 +263,29 @@ def plan_inverses(config: dict, workdir) -> tuple[dict, dict]:
 
 
 def cached_inverse(keys: dict, map_name: str, projection: str) -> dict:
-    """The ``inverse`` input of a reprojection job, or none when its inverse map is not cached."""
+    """The ``inverse`` input of a reprojection job, ``{"inverse": path}``; empty when its inverse map is not cached."""
     key = keys.get((map_name, projection))
     return {} if key is None else {"inverse": inverse_path(key)}
 
 
 def inverse_spec_of(specs: dict, key: str) -> InverseSpec:
-    """The spec of a planned inverse map (a clear error for a key no map and projection of the config has)."""
+    """The spec of a planned inverse map.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, for a key that no map and projection of the config has.
+    """
     if key not in specs:
         raise ValueError(f"{inverse_path(key)}: no map and projection of the config has this inverse map")
     return specs[key]
 
 
 def inverse_mem_mb(specs: dict, key: str, attempt: int) -> int:
-    """Memory of an inverse-map job: bands of temporaries, the grid, and refined pixels (at most the full maps)."""
+    """Memory in MB of an inverse-map job: bands of temporaries, the grid, and refined pixels (at most the full maps).
+
+    512 MB plus 8 bytes per output pixel (512 MB for an unknown key), times the attempt number.
+    """
     spec = specs.get(key)
     pixels = spec["width"] * spec["height"] if spec else 0
     return int(attempt * (512 + 8 * pixels / (1 << 20)))

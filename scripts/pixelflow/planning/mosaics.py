@@ -22,7 +22,7 @@ FOLDER = "results/mosaics"
 
 
 def library_path(library: str, tile: int) -> str:
-    """The indexed tiles of a library at one tile size."""
+    """The file of a library's indexed tiles at one tile size (pixels)."""
     return f"{FOLDER}/libraries/{library}-{tile}px.npz"
 
 
@@ -32,7 +32,22 @@ def mosaic_paths(mosaic: str) -> list[str]:
 
 
 def check_config(config: dict, workdir) -> None:
-    """Rules between keys that the schema cannot express; raises ConfigError naming the key."""
+    """Check the rules between keys of libraries and mosaics that the schema cannot express.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config.
+    workdir : str or path
+        The folder library globs are relative to.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: an unusable name, an unknown dataset or library, a
+        repeated rotation, a library glob that matches no file, or a feature
+        grid larger than the tile.
+    """
     libraries = config["libraries"]
     for name, spec in libraries.items():
         check_name(name, ["libraries", name])
@@ -59,7 +74,13 @@ def outputs(config: dict, datasets=None) -> list[str]:
 
 
 def library_files(config: dict, library: str, workdir) -> list[str]:
-    """Image files of a `path` or `images` library (empty for a dataset library)."""
+    """Image files of a ``path`` or ``images`` library (empty for a dataset library).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``libraries.<library>.path``, for a glob that matches no file.
+    """
     spec = config["libraries"][library]
     if "path" in spec:
         return glob_files(spec["path"], f"libraries.{library}.path", workdir, "an empty library")
@@ -67,7 +88,10 @@ def library_files(config: dict, library: str, workdir) -> list[str]:
 
 
 def library_inputs(config: dict, datasets: dict, library: str, workdir) -> dict:
-    """Inputs of a library job: the dataset's shard folders, or the image files."""
+    """Inputs of a library job: the dataset's shard folders, or the image files (:func:`library_files`).
+
+    ``datasets`` holds the dataset plans (:func:`pixelflow.planning.datasets.plan_datasets`).
+    """
     spec = config["libraries"][library]
     if "dataset" in spec:
         name = spec["dataset"]
@@ -76,7 +100,13 @@ def library_inputs(config: dict, datasets: dict, library: str, workdir) -> dict:
 
 
 def library_params(config: dict, library: str) -> "LibrarySpec":
-    """Everything a library's tiles depend on besides its input files."""
+    """Everything a library's tiles depend on besides its input files.
+
+    Returns
+    -------
+    LibrarySpec
+        :class:`~pixelflow.mosaics.tiles.LibrarySpec`; ``mode`` is ``resize`` for a dataset library, else ``cut``.
+    """
     spec = config["libraries"][library]
     return {
         "key": f"libraries.{library}",
@@ -94,7 +124,13 @@ def mosaic_inputs(config: dict, mosaic: str) -> dict:
 
 
 def mosaic_params(config: dict, mosaic: str) -> "MosaicSpec":
-    """Everything a mosaic depends on besides its target and library files."""
+    """Everything a mosaic depends on besides its target and library files.
+
+    Returns
+    -------
+    MosaicSpec
+        :class:`~pixelflow.mosaics.render.MosaicSpec`; ``scale`` defaults to the tile size.
+    """
     spec = config["mosaics"][mosaic]
     return {
         "key": f"mosaics.{mosaic}",

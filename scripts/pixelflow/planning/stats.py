@@ -21,7 +21,15 @@ FOLDER = "results/stats"
 
 
 def sigma_label(sigma) -> str:
-    """σ as written in paths: an integer without a decimal point, else the shortest exact float text."""
+    """σ as written in paths: an integer without a decimal point, else the shortest exact float text.
+
+    Values of 1e15 or more are written by ``repr`` even when integral.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is not a positive finite number.
+    """
     value = float(sigma)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
@@ -29,7 +37,16 @@ def sigma_label(sigma) -> str:
 
 
 def check_config(config: dict, workdir=None) -> None:
-    """Rules of the stats section a JSON schema cannot say; raises ConfigError naming the key."""
+    """Check the rules of the stats section a JSON schema cannot say; ``workdir`` is not read.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: a dataset not defined under ``datasets``, or a σ that
+        repeats an earlier one (the same :func:`sigma_label`).
+    ValueError
+        For a σ that is not a positive finite number.
+    """
     stats = config["stats"]
     defined = config["datasets"]
     for position, name in enumerate(stats["datasets"]):
@@ -56,7 +73,7 @@ def sigmas(config: dict) -> list[float]:
 
 
 def filtered_dirs(config: dict, dataset: str, shard: str) -> list[str]:
-    """The folders of a shard's filtered images, one per σ (none when save_filtered is none)."""
+    """The folders of a shard's filtered images, one per σ (none when ``stats.save_filtered`` is ``none``)."""
     if config["stats"]["save_filtered"] == "none":
         return []
     return [f"{FOLDER}/{dataset}/filtered/sigma-{sigma_label(s)}/shard-{shard}" for s in sigmas(config)]
@@ -68,7 +85,7 @@ def shard_table(dataset: str, shard: str) -> str:
 
 
 def dataset_outputs(dataset: str) -> list[str]:
-    """The per-dataset summary files."""
+    """The per-dataset summary files: ``summary.tsv``, ``theory.tsv`` and ``variance.png``."""
     return [f"{FOLDER}/{dataset}/{name}" for name in ("summary.tsv", "theory.tsv", "variance.png")]
 
 
@@ -81,7 +98,19 @@ def shard_inputs(dataset_plan, shard: str, code: list[str]) -> dict:
 
 
 def shard_source(config: dict, dataset_plan, shard: str) -> dict:
-    """Where a stats shard's images come from: kind, index bounds and, if generated, what draws them."""
+    """Where a stats shard's images come from: kind, index bounds and, if generated, what draws them.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``start`` and ``stop``; for a generated dataset also ``spec``
+        (:func:`pixelflow.planning.datasets.generated_shard_spec` without ``compression``).
+
+    Raises
+    ------
+    ConfigError
+        If the dataset has no such shard.
+    """
     start, stop = dataset_plan.bounds(shard)
     source = {"kind": dataset_plan.kind, "start": start, "stop": stop}
     if dataset_plan.kind == "generated":
@@ -92,7 +121,13 @@ def shard_source(config: dict, dataset_plan, shard: str) -> dict:
 
 
 def shard_settings(config: dict) -> "FilterSettings":
-    """Everything a stats shard's outputs depend on besides its images."""
+    """Everything a stats shard's outputs depend on besides its images.
+
+    Returns
+    -------
+    FilterSettings
+        :class:`~pixelflow.stats.variance.FilterSettings`, σ values as floats in config order.
+    """
     stats = config["stats"]
     return {
         "sigmas": sigmas(config),
@@ -114,12 +149,19 @@ def outputs(config: dict, datasets: dict) -> list[str]:
 
 
 def shard_mem_mb(config: dict, spec: dict, attempt: int) -> int:
-    """MB per stats shard job: each worker holds an image in float32 and one filtered copy per σ."""
+    """MB per stats shard job: each worker holds an image in float32 and one filtered copy per σ.
+
+    512 MB plus, per worker (``max_threads``), 4 × (3 + the σ count) times
+    the image's uncompressed bytes; all times the attempt number.
+    """
     per_image = image_bytes(spec) * 4 * (3 + len(sigmas(config)))
     return attempt * (512 + per_image * config["max_threads"] // (1 << 20))
 
 
 def shard_runtime(config: dict, shard_size: int, spec: dict, attempt: int) -> int:
-    """Minutes: about 20 MB of pixels per second and σ per worker, at least 5."""
+    """Minutes of a stats shard job: its images' uncompressed MB times the σ count (at least 1), at 20 MB/s.
+
+    At least 5, more on retries (:func:`pixelflow.planning.datasets.runtime_minutes`).
+    """
     total_mb = shard_size * image_bytes(spec) * max(1, len(sigmas(config))) / (1 << 20)
     return runtime_minutes(total_mb, attempt, mb_per_second=20)
