@@ -6,7 +6,7 @@ once in ``--scratch``) is reprojected to a 10800x5400 transverse Mercator
 output laid out by the TIFF code and filled in place by the render threads.
 
 old
-    The ``scripts/pixelflow`` tree of ``--old`` (default HEAD), unpacked with
+    The ``scripts/pixelflow`` tree of ``--old`` (default dbf8d57, the last commit with it), unpacked with
     ``git archive`` into a temporary folder.
 new
     The working tree's ``scripts/pixelflow``.
@@ -14,8 +14,7 @@ new
 Each run is a fresh interpreter with PYTHONPATH on its tree, alternating
 old and new; reported: the ``reproject_file`` call, the import of
 ``pixelflow.maps.reproject`` and the whole process, medians of
-``--repeats``. Prints a markdown table. Run it alone on the machine:
-``flock /work/scratch/bench.lock python benchmarks/maps_tiff_io.py``.
+``--repeats``. Prints a markdown table. Run it alone on the machine.
 """
 
 import argparse
@@ -75,7 +74,7 @@ def stored(path: Path) -> tuple:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--old", default="HEAD", help="the commit whose scripts/pixelflow is the old variant")
+    parser.add_argument("--old", default="dbf8d57", help="a commit with the hand-written TIFF code (io/rawtiff.py)")
     parser.add_argument("--scratch", default=str(REPO / "benchmarks" / "scratch" / "maps_tiff_io"))
     args = parser.parse_args()
     scratch = Path(args.scratch)
