@@ -16,9 +16,9 @@ from .support import SCRIPTS
 PACKAGE = SCRIPTS / "pixelflow"
 ENTRY_SCRIPTS = sorted(SCRIPTS.glob("*.py"))
 LEAVES = {"errors", "formats", "atomic", "runner", "joblog", "benchtable"}
-STAGES = {"datasets", "maps", "mosaics", "stats"}
+STAGES = {"datasets", "maps", "mosaics", "pipelines", "stats"}
 # A stage may use another stage only through these documented functions' modules.
-CROSS_STAGE = {("stats", "datasets.generators")}
+CROSS_STAGE = {("stats", "datasets.generators"), ("pipelines", "stats.filters")}
 
 
 def module_name(path: Path) -> str:

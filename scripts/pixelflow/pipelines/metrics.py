@@ -1,0 +1,340 @@
+"""Per-image metrics of a pipeline's output, by name, as a pipeline's ``metrics:`` list names them.
+
+A metric is a function ``f(output, input) -> float`` registered in :data:`METRICS`
+by the :func:`metric` decorator, which also declares what the metric needs:
+
+==========  ==========================================================================
+needs       meaning
+==========  ==========================================================================
+any         any output: float (mostly float32 in [0, 1]) or bool, grey or colour
+binary      the output is a 2-D bool image (a mask)
+same_shape  compares the output with the pipeline's input, which has the same shape
+==========  ==========================================================================
+
+``output`` is the pipeline's result; ``input`` is the pipeline's input image as
+``skimage.util.img_as_float32`` makes it. Colour images are channel-last
+(``(height, width, channels)``); any 3-D image is taken as colour. A bool output
+counts as 0 and 1 wherever a metric expects numbers.
+
+Each metric is defined by the library function it equals:
+
+===================  ======================================================================
+metric               definition
+===================  ======================================================================
+mean, var, std       ``numpy.mean`` / ``var`` / ``std`` over all pixels and channels, float64
+min, max             ``numpy.min`` / ``max`` over all pixels and channels
+entropy              ``skimage.measure.shannon_entropy`` (bits) of :func:`entropy_levels`
+mse                  ``skimage.metrics.mean_squared_error(output, input)``
+psnr                 ``skimage.metrics.peak_signal_noise_ratio(input, output, data_range=1)``
+ssim                 ``skimage.metrics.structural_similarity(output, input, data_range=1)``,
+                     ``channel_axis=-1`` for colour
+foreground_fraction  share of True pixels
+object_count         number of 8-connected objects, ``skimage.measure.label(connectivity=2)``
+===================  ======================================================================
+
+A NaN or infinity in the output is not an error here: the metrics it reaches
+return NaN or infinity, and :func:`nonfinite_count` counts such pixels so that
+the caller can report them per image. ``psnr`` of an output equal to its input
+is infinity.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixelflow.errors import ConfigError
+
+NEEDS = ("any", "binary", "same_shape")
+ENTROPY_LEVELS = 256
+SSIM_WINDOW = 7
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: its name, its function ``f(output, input) -> float`` and what it needs (:data:`NEEDS`)."""
+
+    name: str
+    function: Callable[[np.ndarray, np.ndarray], float]
+    needs: str
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str, needs: str = "any"):
+    """Register the decorated function in :data:`METRICS` under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The name users write in a pipeline's ``metrics:`` list.
+    needs : {"any", "binary", "same_shape"}
+        What the metric needs of its images (see the module's description).
+
+    Returns
+    -------
+    callable
+        A decorator that registers the function and returns it unchanged.
+    """
+    if needs not in NEEDS:
+        raise ValueError(f"metric {name}: needs must be one of {', '.join(NEEDS)}, got {needs!r}")
+
+    def register(function):
+        if name in METRICS:
+            raise ValueError(f"metric {name} is registered twice")
+        METRICS[name] = Metric(name, function, needs)
+        return function
+
+    return register
+
+
+def _numbers(image: np.ndarray) -> np.ndarray:
+    """``image`` itself, or as float32 0 and 1 when it is bool."""
+    return image.astype(np.float32) if image.dtype == bool else image
+
+
+def _describe(image: np.ndarray) -> str:
+    return f"{image.dtype} image of shape {image.shape}"
+
+
+@metric("mean")
+def mean(output: np.ndarray, input: np.ndarray) -> float:
+    """Mean of all pixels and channels, accumulated in float64."""
+    return float(np.mean(output, dtype=np.float64))
+
+
+@metric("var")
+def var(output: np.ndarray, input: np.ndarray) -> float:
+    """Variance (population, ``ddof=0``) of all pixels and channels, in float64."""
+    return float(np.var(output, dtype=np.float64))
+
+
+@metric("std")
+def std(output: np.ndarray, input: np.ndarray) -> float:
+    """Standard deviation (population, ``ddof=0``) of all pixels and channels, in float64."""
+    return float(np.std(output, dtype=np.float64))
+
+
+@metric("min")
+def minimum(output: np.ndarray, input: np.ndarray) -> float:
+    """Smallest value over all pixels and channels; NaN if there is any NaN."""
+    return float(np.min(output))
+
+
+@metric("max")
+def maximum(output: np.ndarray, input: np.ndarray) -> float:
+    """Largest value over all pixels and channels; NaN if there is any NaN."""
+    return float(np.max(output))
+
+
+def entropy_levels(image: np.ndarray) -> np.ndarray:
+    """The 256 histogram levels of an image in [0, 1], as uint8: the rule :func:`entropy` bins by.
+
+    Level ``k`` holds the values in ``[k / 256, (k + 1) / 256)``, and the last
+    level also holds 1: ``k = min(floor(256 * x), 255)``. These are the bins of
+    ``numpy.histogram(image, bins=256, range=(0, 1))``. Values below 0 count as
+    0 and values above 1 as 1 (so -inf and +inf too); a bool image has levels
+    0 and 255. The caller handles NaN, which has no level.
+
+    Parameters
+    ----------
+    image : ndarray
+        float or bool, any shape, without NaN.
+
+    Returns
+    -------
+    ndarray
+        uint8 of ``image``'s shape.
+    """
+    values = np.clip(_numbers(image), 0, 1)
+    return np.minimum(np.floor(values * ENTROPY_LEVELS), ENTROPY_LEVELS - 1).astype(np.uint8)
+
+
+@metric("entropy")
+def entropy(output: np.ndarray, input: np.ndarray) -> float:
+    """Shannon entropy in bits of the 256-level histogram of all pixels and channels (see :func:`entropy_levels`).
+
+    ``-sum(p_k log2 p_k)`` over the non-empty levels ``k``, ``p_k`` being the
+    share of values at level ``k``: ``skimage.measure.shannon_entropy`` of
+    ``entropy_levels(output)``. NaN if the output holds a NaN.
+    """
+    if output.dtype != bool and np.isnan(output).any():
+        return float("nan")
+    counts = np.bincount(entropy_levels(output).ravel(), minlength=ENTROPY_LEVELS)
+    shares = counts[counts > 0] / output.size
+    return float(-np.sum(shares * np.log2(shares)) + 0.0)
+
+
+@metric("mse", needs="same_shape")
+def mse(output: np.ndarray, input: np.ndarray) -> float:
+    """Mean squared error between output and input (``skimage.metrics.mean_squared_error``)."""
+    import skimage.metrics
+
+    return float(skimage.metrics.mean_squared_error(_numbers(output), input))
+
+
+@metric("psnr", needs="same_shape")
+def psnr(output: np.ndarray, input: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of the output against the input, for a data range of 1.
+
+    ``skimage.metrics.peak_signal_noise_ratio(input, output, data_range=1.0)``:
+    ``10 log10(1 / mse)``, infinity when the output equals the input.
+    """
+    import skimage.metrics
+
+    with np.errstate(divide="ignore"):
+        return float(skimage.metrics.peak_signal_noise_ratio(input, _numbers(output), data_range=1.0))
+
+
+@metric("ssim", needs="same_shape")
+def ssim(output: np.ndarray, input: np.ndarray) -> float:
+    """Mean structural similarity of output and input (``skimage.metrics.structural_similarity``).
+
+    With ``data_range=1.0``, scikit-image's defaults otherwise (a 7 x 7
+    uniform window), and ``channel_axis=-1`` for a colour image.
+
+    Raises
+    ------
+    ValueError
+        If the image is smaller than the 7 x 7 window.
+    """
+    import skimage.metrics
+
+    colour = output.ndim == 3
+    spatial = output.shape[:-1] if colour else output.shape
+    if min(spatial) < SSIM_WINDOW:
+        raise ValueError(
+            f"metric ssim needs an image of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, got shape {output.shape}"
+        )
+    return float(
+        skimage.metrics.structural_similarity(
+            _numbers(output), input, data_range=1.0, channel_axis=-1 if colour else None
+        )
+    )
+
+
+@metric("foreground_fraction", needs="binary")
+def foreground_fraction(output: np.ndarray, input: np.ndarray) -> float:
+    """Share of the mask's pixels that are True, in [0, 1]."""
+    return np.count_nonzero(output) / output.size
+
+
+@metric("object_count", needs="binary")
+def object_count(output: np.ndarray, input: np.ndarray) -> float:
+    """Number of 8-connected objects of True pixels (``skimage.measure.label`` with ``connectivity=2``), as a float."""
+    import skimage.measure
+
+    _, count = skimage.measure.label(output, connectivity=2, return_num=True)
+    return float(count)
+
+
+def check_metrics(names: list, key: str) -> list:
+    """Check a pipeline's ``metrics:`` list before any job runs.
+
+    Parameters
+    ----------
+    names : list
+        Metric names of :data:`METRICS`, and user metrics
+        ``{"function": "module:name"}``, which are passed through unchanged
+        (they are checked elsewhere).
+    key : str
+        The list's config key, such as ``pipelines.edges.metrics``.
+
+    Returns
+    -------
+    list
+        ``names``, as a new list.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key`` and the position of a wrong entry (``{key}.{i}``): a
+        name that is not a metric (the message lists the metrics), or an entry
+        that is neither a name nor a user metric.
+    """
+    if not isinstance(names, list):
+        raise ConfigError(f"config key {key}: expected a list of metric names, got {type(names).__name__}")
+    known = ", ".join(sorted(METRICS))
+    for i, name in enumerate(names):
+        if isinstance(name, dict) and "function" in name:
+            continue
+        if not isinstance(name, str):
+            raise ConfigError(
+                f'config key {key}.{i}: expected a metric name or {{"function": "module:name"}}, got {name!r}'
+            )
+        if name not in METRICS:
+            raise ConfigError(f"config key {key}.{i}: unknown metric {name!r}; the metrics are: {known}")
+    return list(names)
+
+
+def _check_needs(entry: Metric, output: np.ndarray, input: np.ndarray) -> None:
+    if entry.needs == "binary" and (output.dtype != bool or output.ndim != 2):
+        raise ValueError(f"metric {entry.name} needs a 2-D bool image (a mask), got a {_describe(output)}")
+    if entry.needs == "same_shape" and output.shape != input.shape:
+        raise ValueError(
+            f"metric {entry.name} compares the output with the input, which need the same shape: "
+            f"output {output.shape}, input {input.shape}"
+        )
+
+
+def measure(output: np.ndarray, input: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Every metric of ``names`` for one image.
+
+    Parameters
+    ----------
+    output : ndarray
+        The pipeline's result: float (mostly float32 in [0, 1]) or bool;
+        ``(height, width)`` or ``(height, width, channels)``.
+    input : ndarray
+        The pipeline's input as ``img_as_float32`` makes it; used by the
+        comparison metrics only.
+    names : list of str
+        Names of :data:`METRICS`, as :func:`check_metrics` passed them.
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` in the order of ``names``; a NaN or infinity is
+        returned as it is.
+
+    Raises
+    ------
+    ValueError
+        Before computing anything: for a name that is not a metric, an output
+        that is neither bool nor float, a binary metric on an output that is
+        not a 2-D bool image (naming the metric and the output's dtype and
+        shape), or a comparison metric where output and input differ in shape
+        (naming both shapes).
+    """
+    if output.dtype != bool and not np.issubdtype(output.dtype, np.floating):
+        raise ValueError(f"metrics need a bool or floating-point output, got a {_describe(output)}")
+    entries = []
+    for name in names:
+        if not isinstance(name, str) or name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; the metrics are: {', '.join(sorted(METRICS))}")
+        entries.append(METRICS[name])
+        _check_needs(METRICS[name], output, input)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return {entry.name: entry.function(output, input) for entry in entries}
+
+
+def nonfinite_count(image: np.ndarray) -> int:
+    """Number of pixels holding NaN or infinity; a colour pixel counts once whichever of its channels do.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(height, width)`` or ``(height, width, channels)``, any dtype.
+
+    Returns
+    -------
+    int
+        0 for a bool or integer image.
+    """
+    if not np.issubdtype(image.dtype, np.inexact):
+        return 0
+    bad = ~np.isfinite(image)
+    if image.ndim == 3:
+        bad = bad.any(axis=-1)
+    return int(np.count_nonzero(bad))
