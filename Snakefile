@@ -11,6 +11,7 @@ report: "rules/captions/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/datasets.smk"
+include: "rules/pipelines.smk"
 include: "rules/maps.smk"
 include: "rules/mosaics.smk"
 include: "rules/stats.smk"

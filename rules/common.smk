@@ -2,6 +2,7 @@
 # plans, code inputs and resources. The planning code is in
 # scripts/pixelflow/planning/ (imported here only; job scripts never import it).
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pixelflow.planning import datasets as datasets_plan  # noqa: E402
 from pixelflow.planning import imports, runlock  # noqa: E402
 from pixelflow.planning import maps as maps_plan  # noqa: E402
 from pixelflow.planning import mosaics as mosaics_plan  # noqa: E402
+from pixelflow.planning import pipelines as pipelines_plan  # noqa: E402
 from pixelflow.planning import report as report_plan  # noqa: E402
 from pixelflow.planning import stats as stats_plan  # noqa: E402
 from pixelflow.planning.config import load_schema, validate_config  # noqa: E402
@@ -20,12 +22,14 @@ from pixelflow.planning.config import load_schema, validate_config  # noqa: E402
 WORKDIR = Path.cwd()
 SCRIPTS = Path(workflow.basedir) / "scripts"
 # Every stage's planning module offers check_config(config, workdir) and outputs(config, datasets).
-STAGES = (datasets_plan, maps_plan, mosaics_plan, stats_plan)
+STAGES = (datasets_plan, pipelines_plan, maps_plan, mosaics_plan, stats_plan)
 
 validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
 for stage in STAGES:
     stage.check_config(config, WORKDIR)
+# The datasets' shard plans and the pipelines', whose outputs are datasets too.
 DATASETS = datasets_plan.plan_datasets(config, WORKDIR)
+DATASETS.update(pipelines_plan.plan_pipelines(config, DATASETS))
 
 # Which core modules each script imports, kept between runs (see planning/imports.py).
 IMPORTS_CACHE = imports.imports_cache_path()
@@ -63,16 +67,21 @@ def provided_cores():
         return None
 
 
-def shard_threads(wildcards):
-    """Worker processes of a shard job: --cores shared among the dataset's shards, at most max_threads.
+def shard_threads(name):
+    """Worker processes of a shard job of dataset ``name``: --cores shared among its shards, at most max_threads.
 
     Single-process shard jobs side by side, each creating files in its own
     folder, measured faster than multi-process jobs one after the other.
     """
-    shards = len(dataset_plan(wildcards).shards)
+    shards = len(DATASETS[name].shards)
     return datasets_plan.shard_job_threads(
         config["max_threads"], provided_cores(), shards
     )
+
+
+def names_pattern(names):
+    """A wildcard pattern matching exactly the given names (none when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 def per_attempt(amount):

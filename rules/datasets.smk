@@ -11,13 +11,15 @@ rule dataset_shard:
         ),
     output:
         directory("results/datasets/{dataset}/shard-{shard}"),
+    wildcard_constraints:
+        dataset=names_pattern(config["datasets"]),
     log:
         "results/logs/datasets/{dataset}/shard-{shard}.log",
     benchmark:
         "results/benchmarks/datasets/{dataset}/shard-{shard}.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: shard_threads
+    threads: lambda wildcards: shard_threads(wildcards.dataset)
     resources:
         mem_mb=lambda wildcards, attempt: datasets_plan.shard_mem_mb(
             config, wildcards.dataset, attempt

@@ -25,12 +25,12 @@ rule stats_shard:
     threads: config["max_threads"]
     resources:
         mem_mb=lambda wildcards, attempt: stats_plan.shard_mem_mb(
-            config, config["datasets"][wildcards.dataset], attempt
+            config, datasets_plan.dataset_spec(config, wildcards.dataset), attempt
         ),
         runtime=lambda wildcards, attempt: stats_plan.shard_runtime(
             config,
             dataset_plan(wildcards).shard_size,
-            config["datasets"][wildcards.dataset],
+            datasets_plan.dataset_spec(config, wildcards.dataset),
             attempt,
         ),
     params:

@@ -64,7 +64,9 @@ def thumbnail(image: np.ndarray, cell: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def contact_sheet(thumbnails: list[np.ndarray], cell: int, gap: int = 2, background: int = 24) -> np.ndarray:
+def contact_sheet(
+    thumbnails: list[np.ndarray], cell: int, gap: int = 2, background: int = 24, columns: int | None = None
+) -> np.ndarray:
     """Arrange thumbnails (each at most ``cell`` px) row by row in a near-square grid.
 
     Parameters
@@ -77,12 +79,14 @@ def contact_sheet(thumbnails: list[np.ndarray], cell: int, gap: int = 2, backgro
         Pixels between cells and around the grid.
     background : int
         The grey level (0-255) of the gaps and empty cells.
+    columns : int, optional
+        Cells per row; by default ``ceil(sqrt(n))``.
 
     Returns
     -------
     ndarray
         (rows * (cell + gap) + gap, columns * (cell + gap) + gap, 3) uint8, with
-        ``columns = ceil(sqrt(n))`` and as many rows as needed.
+        as many rows as needed.
 
     Raises
     ------
@@ -91,7 +95,8 @@ def contact_sheet(thumbnails: list[np.ndarray], cell: int, gap: int = 2, backgro
     """
     if not thumbnails:
         raise ValueError("a contact sheet needs at least one image")
-    columns = math.ceil(math.sqrt(len(thumbnails)))
+    if columns is None:
+        columns = math.ceil(math.sqrt(len(thumbnails)))
     rows = math.ceil(len(thumbnails) / columns)
     pitch = cell + gap
     sheet = np.full((rows * pitch + gap, columns * pitch + gap, 3), background, np.uint8)
@@ -112,7 +117,7 @@ def describe_item(item) -> str:
     return str(item[0])
 
 
-def write_montage(output, paths: list, cell: int, processes: int) -> tuple:
+def write_montage(output, paths: list, cell: int, processes: int, columns: int | None = None) -> tuple:
     """Write a contact sheet of ``paths`` (in order) to ``output`` (PNG); return its shape.
 
     Parameters
@@ -125,6 +130,8 @@ def write_montage(output, paths: list, cell: int, processes: int) -> tuple:
         Thumbnail cell side in pixels (:func:`contact_sheet`).
     processes : int
         Worker processes reading and shrinking the images.
+    columns : int, optional
+        Cells per row (:func:`contact_sheet`).
 
     Returns
     -------
@@ -141,6 +148,6 @@ def write_montage(output, paths: list, cell: int, processes: int) -> tuple:
     if cell <= 0:
         raise ValueError(f"montage cell size must be positive, got {cell}")
     smalls = parallel_map(_thumbnail_of, [(str(path), cell) for path in paths], processes, describe=describe_item)
-    sheet = contact_sheet(smalls, cell)
+    sheet = contact_sheet(smalls, cell, columns=columns)
     write_image(output, sheet, "png", compression=3)
     return sheet.shape

@@ -38,16 +38,21 @@ the caller can report them per image. ``psnr`` of an output equal to its input
 is infinity.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from pixelflow.errors import ConfigError
+from pixelflow.pipelines.user_code import parse_reference
 
 NEEDS = ("any", "binary", "same_shape")
 ENTROPY_LEVELS = 256
 SSIM_WINDOW = 7
+# Columns of every metrics table, before the metrics' own.
+RESERVED_COLUMNS = ("index", "file", "output", "nonfinite")
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -230,42 +235,67 @@ def object_count(output: np.ndarray, input: np.ndarray) -> float:
 
 
 def check_metrics(names: list, key: str) -> list:
-    """Check a pipeline's ``metrics:`` list before any job runs.
+    """Check a pipeline's ``metrics:`` list before any job runs; the list with user metrics' columns named.
 
     Parameters
     ----------
     names : list
         Metric names of :data:`METRICS`, and user metrics
-        ``{"function": "module:name"}``, which are passed through unchanged
-        (they are checked elsewhere).
+        ``{"function": "module:name"}`` with an optional column ``name``
+        (by default the function's name).
     key : str
         The list's config key, such as ``pipelines.edges.metrics``.
 
     Returns
     -------
     list
-        ``names``, as a new list.
+        A new list: the names as given, each user metric as a new
+        ``{"function": ..., "name": ...}``.
 
     Raises
     ------
     ConfigError
         Naming ``key`` and the position of a wrong entry (``{key}.{i}``): a
-        name that is not a metric (the message lists the metrics), or an entry
-        that is neither a name nor a user metric.
+        name that is not a metric (the message lists the metrics), a user
+        metric that is not ``{"function": "module:name"}`` with an optional
+        ``name``, a column name that repeats or is one of :data:`RESERVED_COLUMNS`,
+        or an entry that is neither.
     """
     if not isinstance(names, list):
         raise ConfigError(f"config key {key}: expected a list of metric names, got {type(names).__name__}")
     known = ", ".join(sorted(METRICS))
+    checked, columns = [], {}
     for i, name in enumerate(names):
+        where = f"{key}.{i}"
         if isinstance(name, dict) and "function" in name:
-            continue
-        if not isinstance(name, str):
+            extra = sorted(set(name) - {"function", "name"})
+            if extra:
+                raise ConfigError(f"config key {where}.{extra[0]}: a user metric takes function and name only")
+            _, function_name = parse_reference(name["function"], f"{where}.function")
+            column = name.get("name", function_name)
+            if not isinstance(column, str) or not COLUMN.match(column):
+                raise ConfigError(f"config key {where}.name: {column!r} is not a column name (letters, digits, '_')")
+            entry = {"function": name["function"], "name": column}
+        elif not isinstance(name, str):
             raise ConfigError(
-                f'config key {key}.{i}: expected a metric name or {{"function": "module:name"}}, got {name!r}'
+                f'config key {where}: expected a metric name or {{"function": "module:name"}}, got {name!r}'
             )
-        if name not in METRICS:
-            raise ConfigError(f"config key {key}.{i}: unknown metric {name!r}; the metrics are: {known}")
-    return list(names)
+        elif name not in METRICS:
+            raise ConfigError(f"config key {where}: unknown metric {name!r}; the metrics are: {known}")
+        else:
+            column = entry = name
+        if column in RESERVED_COLUMNS:
+            raise ConfigError(f"config key {where}: {column!r} is a column of every metrics table; choose another name")
+        if column in columns:
+            raise ConfigError(f"config key {where}: metric {column!r} repeats {key}.{columns[column]}")
+        columns[column] = i
+        checked.append(entry)
+    return checked
+
+
+def metric_columns(entries: list) -> list[str]:
+    """The metrics table's column of each checked entry (:func:`check_metrics`), in order."""
+    return [entry if isinstance(entry, str) else entry["name"] for entry in entries]
 
 
 def _check_needs(entry: Metric, output: np.ndarray, input: np.ndarray) -> None:

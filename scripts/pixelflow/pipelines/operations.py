@@ -21,6 +21,10 @@ Dtypes:
 - images are grey (h, w) or RGB (h, w, 3), channel last. An operation that needs
   a grey image given colour, or a binary image given another, raises ValueError
   naming the operation, what it got and the step to add before it.
+
+The libraries are imported inside the operations, so that checking a config
+against the registry (:func:`check_step`, while the Snakefile is parsed) costs
+no library start-up.
 """
 
 import dataclasses
@@ -29,17 +33,10 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-import scipy.ndimage as ndi
-import skimage.color
-import skimage.exposure
-import skimage.filters
-import skimage.morphology
-import skimage.restoration
-import skimage.transform
-import skimage.util
 
-import pixelflow.stats.filters as filters
 from pixelflow.errors import ConfigError
+from pixelflow.pipelines.user_code import parse_reference
+from pixelflow.stats.kernel import BORDER_MODES
 
 
 class _Required:
@@ -48,6 +45,8 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+# The op of a user's own step: {op: python, function: "module:name", ...its keyword arguments}.
+PYTHON = "python"
 Takes = Literal["any", "grey", "binary"]
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -179,7 +178,9 @@ def check_step(step: dict, key: str) -> dict:
     -------
     dict
         A new dict: ``op`` and every parameter of the operation, defaults filled
-        and ints given for float parameters as floats.
+        and ints given for float parameters as floats. A user's step
+        (``op: python``) is returned as given once its ``function`` is a
+        ``"module:function"``; its other keys are the function's keyword arguments.
 
     Raises
     ------
@@ -193,10 +194,14 @@ def check_step(step: dict, key: str) -> dict:
             f"config key {key}: a step is a mapping with an op, such as {{op: median, size: 3}}; got {step!r}"
         )
     name = step["op"]
+    if name == PYTHON:
+        if "function" not in step:
+            raise ConfigError(f'config key {key}.function: required by op python, as "module:function"')
+        parse_reference(step["function"], f"{key}.function")
+        return dict(step)
     if not isinstance(name, str) or name not in OPERATIONS:
-        raise ConfigError(
-            f"config key {key}.op: unknown operation {name!r}; known operations: {', '.join(sorted(OPERATIONS))}"
-        )
+        known = ", ".join(sorted([*OPERATIONS, PYTHON]))
+        raise ConfigError(f"config key {key}.op: unknown operation {name!r}; known operations: {known}")
     op = OPERATIONS[name]
     accepted = ", ".join(op.params) if op.params else "none"
     for given in step:
@@ -242,7 +247,9 @@ def as_float32(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"a pipeline takes a grey (h, w) or RGB (h, w, 3) image, got shape {image.shape}")
     if image.dtype == bool:
         return image.astype(np.float32)
-    return filters.to_float(image)
+    from pixelflow.stats.filters import to_float
+
+    return to_float(image)
 
 
 def _prepare(op: Operation, image: np.ndarray) -> np.ndarray:
@@ -260,7 +267,41 @@ def _prepare(op: Operation, image: np.ndarray) -> np.ndarray:
     return image
 
 
-def apply_steps(image: np.ndarray, steps: list[dict]) -> np.ndarray:
+def user_result(result, function: str) -> np.ndarray:
+    """A user step's result in the pipeline's dtypes: float32, or bool kept.
+
+    Parameters
+    ----------
+    result : object
+        What the user's function returned.
+    function : str
+        Its ``"module:function"``, for errors.
+
+    Returns
+    -------
+    ndarray
+        bool as it is; float as float32; uint8 and uint16 scaled to [0, 1] (:func:`as_float32`).
+
+    Raises
+    ------
+    ValueError
+        Naming the function, when the result is not an array, not grey (h, w)
+        or RGB (h, w, 3), or of another dtype.
+    """
+    if not isinstance(result, np.ndarray):
+        raise ValueError(f"{function} returned {type(result).__name__}, not a numpy array")
+    if not (result.ndim == 2 or (result.ndim == 3 and result.shape[2] == 3)):
+        raise ValueError(f"{function} returned an array of shape {result.shape}; expected (h, w) or (h, w, 3)")
+    if result.dtype == bool:
+        return result
+    if np.issubdtype(result.dtype, np.floating):
+        return result.astype(np.float32, copy=False)
+    if result.dtype in (np.uint8, np.uint16):
+        return as_float32(result)
+    raise ValueError(f"{function} returned {result.dtype} pixels; expected bool, float, uint8 or uint16")
+
+
+def apply_steps(image: np.ndarray, steps: list[dict], functions: Mapping[str, Callable] | None = None) -> np.ndarray:
     """Run checked pipeline steps on one image, in order.
 
     Parameters
@@ -269,6 +310,9 @@ def apply_steps(image: np.ndarray, steps: list[dict]) -> np.ndarray:
         Grey (h, w) or RGB (h, w, 3); converted first by :func:`as_float32`.
     steps : list of dict
         Steps as returned by :func:`check_step`.
+    functions : mapping of str to callable, optional
+        The users' functions of the ``op: python`` steps, by ``"module:function"``;
+        each is called as ``f(image, **arguments)`` and its result checked by :func:`user_result`.
 
     Returns
     -------
@@ -278,11 +322,18 @@ def apply_steps(image: np.ndarray, steps: list[dict]) -> np.ndarray:
     Raises
     ------
     ValueError
-        For an input :func:`as_float32` refuses, or an operation given an image
-        it does not take (naming the operation and what it got).
+        For an input :func:`as_float32` refuses, an operation given an image
+        it does not take (naming the operation and what it got), or a user
+        function's result :func:`user_result` refuses.
+    Exception
+        Whatever a user's function raises.
     """
     image = as_float32(image)
     for step in steps:
+        if step["op"] == PYTHON:
+            arguments = {name: value for name, value in step.items() if name not in ("op", "function")}
+            image = user_result(functions[step["function"]](image, **arguments), step["function"])
+            continue
         op = OPERATIONS[step["op"]]
         params = {name: value for name, value in step.items() if name != "op"}
         result = op.function(_prepare(op, image), **params)
@@ -310,40 +361,52 @@ def _square(image: np.ndarray, size: int) -> tuple[int, ...]:
     "gaussian",
     sigma=Param(float, 1.0, exclusive_minimum=0),
     truncate=Param(float, 4.0, exclusive_minimum=0),
-    mode=Param(str, "nearest", choices=tuple(filters.BORDERS)),
+    mode=Param(str, "nearest", choices=BORDER_MODES),
 )
 def gaussian(image: np.ndarray, sigma: float, truncate: float, mode: str) -> np.ndarray:
     """Gaussian blur: :func:`pixelflow.stats.filters.gaussian`, equal to ``skimage.filters.gaussian`` in float32."""
-    return filters.gaussian(image, sigma, truncate, mode)
+    from pixelflow.stats.filters import gaussian
+
+    return gaussian(image, sigma, truncate, mode)
 
 
 @operation("median", size=Param(int, 3, minimum=1))
 def median(image: np.ndarray, size: int) -> np.ndarray:
     """Median over a size x size square: ``scipy.ndimage.median_filter``, border 'nearest' as in skimage's median."""
+    import scipy.ndimage as ndi
+
     return ndi.median_filter(image, size=_square(image, size), mode="nearest")
 
 
 @operation("uniform", size=Param(int, 3, minimum=1))
 def uniform(image: np.ndarray, size: int) -> np.ndarray:
     """Mean over a size x size box: ``scipy.ndimage.uniform_filter`` (border 'reflect')."""
+    import scipy.ndimage as ndi
+
     return ndi.uniform_filter(image, size=_square(image, size))
 
 
 @operation("sobel")
 def sobel(image: np.ndarray) -> np.ndarray:
     """Sobel edge magnitude: ``skimage.filters.sobel``, channel by channel."""
+    import skimage.filters
+
     return _per_channel(skimage.filters.sobel, image)
 
 
 @operation("scharr")
 def scharr(image: np.ndarray) -> np.ndarray:
     """Scharr edge magnitude: ``skimage.filters.scharr``, channel by channel."""
+    import skimage.filters
+
     return _per_channel(skimage.filters.scharr, image)
 
 
 @operation("laplace", ksize=Param(int, 3, minimum=3))
 def laplace(image: np.ndarray, ksize: int) -> np.ndarray:
     """Laplace edge map: ``skimage.filters.laplace``, channel by channel."""
+    import skimage.filters
+
     return _per_channel(skimage.filters.laplace, image, ksize=ksize)
 
 
@@ -354,12 +417,16 @@ def laplace(image: np.ndarray, ksize: int) -> np.ndarray:
 )
 def unsharp_mask(image: np.ndarray, radius: float, amount: float) -> np.ndarray:
     """Sharpen: ``skimage.filters.unsharp_mask`` (result clipped to [0, 1], or [-1, 1] for negative input)."""
+    import skimage.filters
+
     return skimage.filters.unsharp_mask(image, radius=radius, amount=amount, channel_axis=_channel_axis(image))
 
 
 @operation("equalize_hist", nbins=Param(int, 256, minimum=2))
 def equalize_hist(image: np.ndarray, nbins: int) -> np.ndarray:
     """Histogram equalisation: ``skimage.exposure.equalize_hist``, channel by channel."""
+    import skimage.exposure
+
     return _per_channel(skimage.exposure.equalize_hist, image, nbins=nbins)
 
 
@@ -373,12 +440,16 @@ def equalize_adapthist(image: np.ndarray, clip_limit: float, kernel_size: int | 
 
     ``kernel_size`` None is the library's default, 1/8 of the height by 1/8 of the width.
     """
+    import skimage.exposure
+
     return skimage.exposure.equalize_adapthist(image, kernel_size=kernel_size, clip_limit=clip_limit)
 
 
 @operation("denoise_tv", weight=Param(float, 0.1, exclusive_minimum=0))
 def denoise_tv(image: np.ndarray, weight: float) -> np.ndarray:
     """Total-variation denoising: ``skimage.restoration.denoise_tv_chambolle``."""
+    import skimage.restoration
+
     return skimage.restoration.denoise_tv_chambolle(image, weight=weight, channel_axis=_channel_axis(image))
 
 
@@ -389,6 +460,8 @@ def denoise_tv(image: np.ndarray, weight: float) -> np.ndarray:
 )
 def bilateral(image: np.ndarray, sigma_color: float | None, sigma_spatial: float) -> np.ndarray:
     """Bilateral denoising: ``skimage.restoration.denoise_bilateral`` (``sigma_color`` None: the image's std)."""
+    import skimage.restoration
+
     return skimage.restoration.denoise_bilateral(
         image, sigma_color=sigma_color, sigma_spatial=sigma_spatial, channel_axis=_channel_axis(image)
     )
@@ -401,6 +474,8 @@ def bilateral(image: np.ndarray, sigma_color: float | None, sigma_spatial: float
 )
 def rescale(image: np.ndarray, scale: float, anti_aliasing: bool) -> np.ndarray:
     """Scale both axes by ``scale``: ``skimage.transform.rescale``."""
+    import skimage.transform
+
     return skimage.transform.rescale(image, scale, anti_aliasing=anti_aliasing, channel_axis=_channel_axis(image))
 
 
@@ -412,27 +487,29 @@ def rescale(image: np.ndarray, scale: float, anti_aliasing: bool) -> np.ndarray:
 )
 def resize(image: np.ndarray, height: int, width: int, anti_aliasing: bool) -> np.ndarray:
     """Resize to height x width pixels, channels kept: ``skimage.transform.resize``."""
+    import skimage.transform
+
     return skimage.transform.resize(image, (height, width), anti_aliasing=anti_aliasing)
 
 
 @operation("rgb2gray")
 def rgb2gray(image: np.ndarray) -> np.ndarray:
     """Luminance of an RGB image: ``skimage.color.rgb2gray``; a grey image passes through."""
+    import skimage.color
+
     return image if image.ndim == 2 else skimage.color.rgb2gray(image)
 
 
 @operation("invert", keeps_bool=True)
 def invert(image: np.ndarray) -> np.ndarray:
     """1 - x for float, not x for bool: ``skimage.util.invert``."""
+    import skimage.util
+
     return skimage.util.invert(image)
 
 
-THRESHOLDS = {
-    "otsu": skimage.filters.threshold_otsu,
-    "li": skimage.filters.threshold_li,
-    "yen": skimage.filters.threshold_yen,
-    "triangle": skimage.filters.threshold_triangle,
-}
+# Methods of ``threshold``, each ``skimage.filters.threshold_<method>``.
+THRESHOLDS = ("otsu", "li", "yen", "triangle")
 
 
 def _check_threshold(params: dict) -> tuple[str, str] | None:
@@ -452,7 +529,9 @@ def _check_threshold(params: dict) -> tuple[str, str] | None:
 )
 def threshold(image: np.ndarray, method: str, value: float | None) -> np.ndarray:
     """Foreground mask ``image > t``, t from ``skimage.filters.threshold_<method>`` or the given ``value``."""
-    level = value if method == "value" else THRESHOLDS[method](image)
+    import skimage.filters
+
+    level = value if method == "value" else getattr(skimage.filters, f"threshold_{method}")(image)
     return image > level
 
 
@@ -462,6 +541,8 @@ def binary_opening(image: np.ndarray, radius: int) -> np.ndarray:
 
     Border mode 'ignore', as the ``binary_opening`` that scikit-image 0.26 deprecated in its favour.
     """
+    import skimage.morphology
+
     return skimage.morphology.opening(image, footprint=skimage.morphology.disk(radius), mode="ignore")
 
 
@@ -471,6 +552,8 @@ def binary_closing(image: np.ndarray, radius: int) -> np.ndarray:
 
     Border mode 'ignore', as the ``binary_closing`` that scikit-image 0.26 deprecated in its favour.
     """
+    import skimage.morphology
+
     return skimage.morphology.closing(image, footprint=skimage.morphology.disk(radius), mode="ignore")
 
 
@@ -480,4 +563,6 @@ def remove_small_objects(image: np.ndarray, max_size: int) -> np.ndarray:
 
     scikit-image 0.26 replaced ``min_size`` (objects strictly smaller) by ``max_size``; the name follows it.
     """
+    import skimage.morphology
+
     return skimage.morphology.remove_small_objects(image, max_size=max_size)

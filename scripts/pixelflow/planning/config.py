@@ -82,8 +82,9 @@ def validate_config(config: dict, schema: dict) -> dict:
     """
     import jsonschema
 
-    for name in (config.get("datasets") or {}) if isinstance(config.get("datasets"), dict) else ():
-        check_name(name, ["datasets", name])
+    for section in ("datasets", "pipelines"):
+        for name in config[section] if isinstance(config.get(section), dict) else ():
+            check_name(name, [section, name])
     validator = _defaults_validator(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -101,6 +102,9 @@ def canonical_formats(config: dict) -> None:
     for spec in (config.get("datasets") or {}).values():
         if spec.get("format") in ALIASES:
             spec["format"] = ALIASES[spec["format"]]
+    for spec in (config.get("pipelines") or {}).values():
+        if spec.get("save") in ALIASES:
+            spec["save"] = ALIASES[spec["save"]]
 
 
 def check_name(name, where) -> None:

@@ -29,7 +29,7 @@ class DatasetPlan:
     name : str
         The dataset's key under ``datasets``.
     kind : str
-        ``generated`` or ``external``.
+        ``generated``, ``external`` or ``pipeline`` (a pipeline's output).
     count : int
         Images in the dataset.
     shard_size : int
@@ -144,6 +144,32 @@ def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
         else:
             plans[name] = DatasetPlan(name, "generated", spec["count"], shard_size)
     return plans
+
+
+def dataset_names(config: dict) -> list[str]:
+    """The names usable as a dataset: the datasets', and those of the pipelines that save their images."""
+    pipelines = config.get("pipelines") or {}
+    return [*config["datasets"], *(name for name, spec in pipelines.items() if spec["save"] != "none")]
+
+
+def dataset_spec(config: dict, name: str) -> dict:
+    """A dataset's config entry; for a pipeline's output, an estimate for sizing its jobs.
+
+    A pipeline's estimate takes its root dataset's ``shape`` (when given), the
+    pipeline's ``stack`` and ``save`` (as ``format``), and dtype float32 when it
+    saves TIFF, else uint8.
+    """
+    if name in config["datasets"]:
+        return config["datasets"][name]
+    pipeline = config["pipelines"][name]
+    root = dataset_spec(config, pipeline["dataset"])
+    spec = {"shape": root["shape"]} if "shape" in root else {}
+    return {
+        **spec,
+        "stack": pipeline["stack"],
+        "format": pipeline["save"],
+        "dtype": "float32" if pipeline["save"] == "tiff" else "uint8",
+    }
 
 
 def shard_dir(name: str, shard: str) -> str:
@@ -276,4 +302,4 @@ def index_mem_mb(dataset: DatasetPlan, attempt: int) -> int:
 
 def stack_runtime(config: dict, dataset: DatasetPlan, attempt: int) -> int:
     """Minutes of a stack job: the dataset's uncompressed MB at about 50 MB/s (:func:`runtime_minutes`)."""
-    return runtime_minutes(dataset.count * image_bytes(config["datasets"][dataset.name]) / (1 << 20), attempt)
+    return runtime_minutes(dataset.count * image_bytes(dataset_spec(config, dataset.name)) / (1 << 20), attempt)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pixelflow.errors import ConfigError
 from pixelflow.mosaics.samples import SKIMAGE_SAMPLES  # noqa: F401 (the sample rule's wildcard values)
 from pixelflow.planning.config import check_name, glob_files
-from pixelflow.planning.datasets import shard_dir
+from pixelflow.planning.datasets import dataset_names, shard_dir
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.mosaics.render import MosaicSpec
@@ -51,8 +51,11 @@ def check_config(config: dict, workdir) -> None:
     libraries = config["libraries"]
     for name, spec in libraries.items():
         check_name(name, ["libraries", name])
-        if "dataset" in spec and spec["dataset"] not in config["datasets"]:
-            raise ConfigError(f"config key libraries.{name}.dataset: no dataset named {spec['dataset']!r}")
+        if "dataset" in spec and spec["dataset"] not in dataset_names(config):
+            raise ConfigError(
+                f"config key libraries.{name}.dataset: no dataset, or pipeline that saves images, "
+                f"named {spec['dataset']!r}"
+            )
         if len(set(spec["rotations"])) != len(spec["rotations"]):
             raise ConfigError(f"config key libraries.{name}.rotations: {spec['rotations']} repeats a rotation")
         if "path" in spec:

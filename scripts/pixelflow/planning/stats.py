@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pixelflow.errors import ConfigError
 from pixelflow.planning.config import key_path
-from pixelflow.planning.datasets import generated_shard_spec, image_bytes, runtime_minutes, shard_dir
+from pixelflow.planning.datasets import dataset_names, generated_shard_spec, image_bytes, runtime_minutes, shard_dir
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.stats.variance import FilterSettings
@@ -48,13 +48,13 @@ def check_config(config: dict, workdir=None) -> None:
         For a σ that is not a positive finite number.
     """
     stats = config["stats"]
-    defined = config["datasets"]
+    defined = dataset_names(config)
     for position, name in enumerate(stats["datasets"]):
         if name not in defined:
             known = ", ".join(sorted(defined)) or "none"
             raise ConfigError(
                 f"config key {key_path(['stats', 'datasets', position])}: dataset {name!r} is not defined "
-                f"under datasets (defined: {known})"
+                f"under datasets, nor a pipeline that saves images (defined: {known})"
             )
     seen = {}
     for position, sigma in enumerate(stats["sigmas"]):
@@ -90,9 +90,9 @@ def dataset_outputs(dataset: str) -> list[str]:
 
 
 def shard_inputs(dataset_plan, shard: str, code: list[str]) -> dict:
-    """Inputs of a stats shard job: its code, and for an external dataset the checked dataset shard."""
+    """Inputs of a stats shard job: its code, and unless the dataset is generated its shard folder."""
     inputs = {"code": code}
-    if dataset_plan.kind == "external":
+    if dataset_plan.kind != "generated":
         inputs["shard"] = shard_dir(dataset_plan.name, shard)
     return inputs
 

@@ -32,15 +32,16 @@ import functools
 import cv2
 import numpy as np
 
-from pixelflow.stats.kernel import _kernel, gaussian_kernel, kernel_radius  # noqa: F401 (part of this API)
+from pixelflow.stats.kernel import BORDER_MODES, _kernel, gaussian_kernel, kernel_radius  # noqa: F401 (part of this API)
 
-BORDERS = {
-    "reflect": cv2.BORDER_REFLECT,
-    "mirror": cv2.BORDER_REFLECT_101,
-    "nearest": cv2.BORDER_REPLICATE,
-    "constant": cv2.BORDER_CONSTANT,
-    "wrap": cv2.BORDER_WRAP,
-}
+# OpenCV's border of each mode, in BORDER_MODES order.
+BORDERS = dict(
+    zip(
+        BORDER_MODES,
+        (cv2.BORDER_REFLECT, cv2.BORDER_REFLECT_101, cv2.BORDER_REPLICATE, cv2.BORDER_CONSTANT, cv2.BORDER_WRAP),
+        strict=True,
+    )
+)
 INTEGER_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
 # Measured on the 2-core machine (benchmarks/stats.py --tune): bands of 32
 # outputs, one dense band for axes up to DENSE_LENGTH, matrices from radius 16 on.

@@ -8,6 +8,9 @@ import functools
 
 import numpy as np
 
+# The border modes of the Gaussian filter, as scipy.ndimage names them.
+BORDER_MODES = ("reflect", "mirror", "nearest", "constant", "wrap")
+
 
 def kernel_radius(sigma: float, truncate: float = 4.0) -> int:
     """Half-width of the kernel: scipy's ``int(truncate * sigma + 0.5)``."""

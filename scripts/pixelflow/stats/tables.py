@@ -4,11 +4,10 @@ Numpy only (no OpenCV), so the summary and plot jobs start quickly.
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 
-from pixelflow.atomic import atomic_file
+from pixelflow.io.tables import read_rows, write_table
 from pixelflow.stats.kernel import gaussian_kernel, kernel_radius
 
 COLUMNS = (
@@ -40,30 +39,6 @@ THEORY_COLUMNS = (
 MAX_CLIPPED = 0.01
 
 
-def format_value(value) -> str:
-    """TSV text of a value; floats round-trip exactly."""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def write_table(path, columns, rows) -> None:
-    """Write a TSV table atomically.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file; its folder is created.
-    columns : sequence of str
-        The header.
-    rows : iterable of sequence
-        Values in ``columns`` order, written with :func:`format_value`.
-    """
-    lines = ["\t".join(columns)] + ["\t".join(format_value(value) for value in row) for row in rows]
-    with atomic_file(path) as temporary:
-        Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 def read_table(path) -> list[dict]:
     """Rows of a stats TSV as dicts (numbers parsed).
 
@@ -73,13 +48,8 @@ def read_table(path) -> list[dict]:
         Keyed by the header: ``index``, ``radius`` and ``images`` as int,
         ``file`` as text, every other column as float.
     """
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        rows = []
-        for line in handle:
-            fields = line.rstrip("\n").split("\t")
-            rows.append({key: _parse(key, value) for key, value in zip(header, fields, strict=True)})
-    return rows
+    header, rows = read_rows(path)
+    return [{key: _parse(key, value) for key, value in zip(header, fields, strict=True)} for fields in rows]
 
 
 def _parse(key: str, text: str):

@@ -18,9 +18,10 @@ from pixelflow.atomic import atomic_dir
 from pixelflow.datasets.generators import GeneratedSpec, generate_image
 from pixelflow.formats import image_file_name
 from pixelflow.io.images import encode_image, read_image
+from pixelflow.io.tables import write_table
 from pixelflow.runner import parallel_map
 from pixelflow.stats import filters
-from pixelflow.stats.tables import COLUMNS, write_table
+from pixelflow.stats.tables import COLUMNS
 
 
 class FilterSettings(TypedDict):

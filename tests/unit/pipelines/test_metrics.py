@@ -194,8 +194,10 @@ def test_nonfinite_values_are_returned_and_counted():
 def test_check_metrics_passes_names_and_user_functions():
     names = ["mean", {"function": "my_metrics:sharpness"}, "object_count"]
     checked = metrics.check_metrics(names, "pipelines.edges.metrics")
-    assert checked == names
-    assert checked is not names
+    assert checked == ["mean", {"function": "my_metrics:sharpness", "name": "sharpness"}, "object_count"]
+    assert metrics.metric_columns(checked) == ["mean", "sharpness", "object_count"]
+    named = metrics.check_metrics([{"function": "a:b", "name": "c"}], "k")
+    assert named == [{"function": "a:b", "name": "c"}]
     assert metrics.check_metrics([], "pipelines.edges.metrics") == []
 
 
@@ -214,6 +216,12 @@ def test_check_metrics_names_the_key_and_the_known_metrics():
         ([3], "config key p.m.0: "),
         (["mean", {"func": "a:b"}], "config key p.m.1: "),
         ("mean", "config key p.m: "),
+        (["mean", {"function": "ab"}], "config key p.m.1.function: "),
+        ([{"function": "a:b", "colour": 1}], "config key p.m.0.colour: "),
+        ([{"function": "a:b", "name": "no spaces"}], "config key p.m.0.name: "),
+        (["var", {"function": "a:var"}], "config key p.m.1: "),
+        (["mean", "mean"], "config key p.m.1: "),
+        ([{"function": "a:file"}], "config key p.m.0: "),
     ],
 )
 def test_check_metrics_refuses_other_entries(names, start):

@@ -1,0 +1,18 @@
+"""Run a filter pipeline on one shard of its dataset: steps, metrics and the saved results."""
+
+from pixelflow.io.manifest import read_manifest
+from pixelflow.joblog import job_log
+from pixelflow.pipelines.run import images_with_nonfinite, write_pipeline_shard
+
+
+def main(job):
+    spec = job.params.spec
+    with job_log(job.log[0], f"pipeline {job.output[0]}") as log:
+        rows = write_pipeline_shard(job.output[0], read_manifest(job.input.source), spec, job.threads)
+        log.info("%d images, %d steps, %d worker processes", len(rows), len(spec["steps"]), job.threads)
+        if bad := images_with_nonfinite(rows, spec):
+            log.warning("%d images have NaN or infinite pixels: see the nonfinite column of metrics.tsv", bad)
+
+
+if __name__ == "__main__":
+    main(snakemake)
