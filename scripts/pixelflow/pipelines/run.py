@@ -87,7 +87,7 @@ def saved_array(image: np.ndarray, fmt: str) -> np.ndarray:
     if fmt == "tiff":
         return image.astype(np.float32, copy=False)
     scaled = np.rint(np.clip(image, 0.0, 1.0) * np.float32(255))
-    scaled[~np.isfinite(scaled)] = 0
+    scaled[~np.isfinite(image)] = 0
     return scaled.astype(np.uint8)
 
 

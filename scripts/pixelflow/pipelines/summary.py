@@ -1,6 +1,6 @@
 """A pipeline's results gathered: its metrics table, their summary, plots and a contact sheet.
 
-Numpy only at import (matplotlib and OpenCV are imported by the functions that draw).
+matplotlib is imported by the function that draws the plot only.
 """
 
 import math
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelflow.atomic import atomic_file
+from pixelflow.datasets.montage import write_montage
 from pixelflow.io.tables import read_rows, write_table
 from pixelflow.pipelines.metrics import RESERVED_COLUMNS
 
@@ -138,7 +139,5 @@ def write_pairs_sheet(output, inputs: list, outputs: list, cell: int, processes:
     tuple of int
         The sheet's shape.
     """
-    from pixelflow.datasets.montage import write_montage
-
     paths = [path for pair in zip(inputs, outputs, strict=True) for path in pair]
     return write_montage(output, paths, cell, processes, columns=2 * min(4, len(inputs)))
