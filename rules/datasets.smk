@@ -11,12 +11,12 @@ rule dataset_shard:
         ),
     output:
         directory("results/datasets/{dataset}/shard-{shard}"),
-    wildcard_constraints:
-        dataset=names_pattern(config["datasets"]),
     log:
         "results/logs/datasets/{dataset}/shard-{shard}.log",
     benchmark:
         "results/benchmarks/datasets/{dataset}/shard-{shard}.tsv"
+    wildcard_constraints:
+        dataset=names_pattern(config["datasets"]),
     conda:
         "../envs/pixelflow.yaml"
     threads: lambda wildcards: shard_threads(wildcards.dataset)

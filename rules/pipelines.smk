@@ -14,12 +14,12 @@ rule pipeline_shard:
         ),
     output:
         directory("results/datasets/{pipeline}/shard-{shard}"),
-    wildcard_constraints:
-        pipeline=names_pattern(config["pipelines"]),
     log:
         "results/logs/pipelines/{pipeline}/shard-{shard}.log",
     benchmark:
         "results/benchmarks/pipelines/{pipeline}/shard-{shard}.tsv"
+    wildcard_constraints:
+        pipeline=names_pattern(config["pipelines"]),
     conda:
         "../envs/pixelflow.yaml"
     threads: lambda wildcards: shard_threads(wildcards.pipeline)
@@ -59,12 +59,12 @@ rule pipeline_summary:
             category="Pipelines",
             subcategory="{pipeline}",
         ),
-    wildcard_constraints:
-        pipeline=names_pattern(config["pipelines"]),
     log:
         "results/logs/pipelines/{pipeline}/summary.log",
     benchmark:
         "results/benchmarks/pipelines/{pipeline}/summary.tsv"
+    wildcard_constraints:
+        pipeline=names_pattern(config["pipelines"]),
     conda:
         "../envs/pixelflow.yaml"
     threads: 1
@@ -99,12 +99,12 @@ rule pipeline_contact:
             category="Pipelines",
             subcategory="{pipeline}",
         ),
-    wildcard_constraints:
-        pipeline=names_pattern(config["pipelines"]),
     log:
         "results/logs/pipelines/{pipeline}/contact.log",
     benchmark:
         "results/benchmarks/pipelines/{pipeline}/contact.tsv"
+    wildcard_constraints:
+        pipeline=names_pattern(config["pipelines"]),
     conda:
         "../envs/pixelflow.yaml"
     threads: 1

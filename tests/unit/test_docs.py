@@ -14,12 +14,17 @@ LINK = re.compile(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"")
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 
 
-def make_configuration():
-    """The module docs/make_configuration.py (docs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("make_configuration", REPO / "docs" / "make_configuration.py")
+def docs_script(name: str):
+    """The module docs/{name}.py (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def make_configuration():
+    """The module docs/make_configuration.py."""
+    return docs_script("make_configuration")
 
 
 def targets(pattern: re.Pattern, text: str) -> list[str]:
@@ -44,6 +49,17 @@ def schema_keys(node, found=None) -> set[str]:
 def test_configuration_page_is_generated_from_the_current_schema(schema):
     page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert page == make_configuration().render(schema), "run: python docs/make_configuration.py"
+
+
+def test_pipelines_page_lists_every_operation_and_metric_of_the_registries():
+    from pixelflow.pipelines.metrics import METRICS
+    from pixelflow.pipelines.operations import OPERATIONS
+
+    script = docs_script("make_operations")
+    page = script.PAGE.read_text(encoding="utf-8")
+    assert page == script.updated(page), "run: python docs/make_operations.py"
+    for name in [*OPERATIONS, *METRICS]:
+        assert f"| `{name}` |" in page
 
 
 def test_configuration_page_names_every_key_of_the_schema(schema):

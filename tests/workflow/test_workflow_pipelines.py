@@ -22,21 +22,21 @@ from conftest import (
 
 pytestmark = pytest.mark.slow
 
-CELLOPS = '''
+CELLOPS = """
 def scale(image, factor=1.0):
     return image * factor
 
 
 def brightest(output, input):
     return float(output.max())
-'''
-MASKOPS = '''
+"""
+MASKOPS = """
 import numpy as np
 
 
 def area(output, input):
     return int(np.count_nonzero(output))
-'''
+"""
 PIPELINES = {
     "smooth": {
         "dataset": "uni",
@@ -152,9 +152,10 @@ def test_outputs_and_the_report(pipeline_run):
         for file in ("metrics.tsv", "summary.tsv", "metrics.png"):
             assert (workdir / "results/pipelines" / name / file).stat().st_size > 0
         assert (workdir / "results/datasets" / name / "manifest.tsv").is_file()
-    assert decode_rgb(workdir / "results/pipelines/smooth/contact.png").shape[1] > decode_rgb(
-        workdir / "results/pipelines/mask/contact.png"
-    ).shape[1]
+    assert (
+        decode_rgb(workdir / "results/pipelines/smooth/contact.png").shape[1]
+        > decode_rgb(workdir / "results/pipelines/mask/contact.png").shape[1]
+    )
     assert not (workdir / "results/pipelines/grey/contact.png").exists()
     assert not partial_entries(workdir)
     assert "Nothing to be done" in run_ok(workdir, pipeline_config(), "-n")
@@ -187,7 +188,11 @@ def test_edits_rerun_exactly_the_pipelines_they_touch(tmp_path):
     run_ok(workdir, pipeline_config())
 
     # One pipeline's steps, metrics or save: that pipeline alone.
-    for key, value in (("steps", [{"op": "threshold", "method": "li"}]), ("metrics", ["object_count"]), ("save", "bmp")):
+    for key, value in (
+        ("steps", [{"op": "threshold", "method": "li"}]),
+        ("metrics", ["object_count"]),
+        ("save", "bmp"),
+    ):
         config = pipeline_config()
         config["pipelines"]["mask"][key] = value
         plan = without_report(dry_run_plan(workdir, config))
@@ -222,9 +227,18 @@ def test_edits_rerun_exactly_the_pipelines_they_touch(tmp_path):
     [
         (("smooth", "steps", [{"op": "blurr"}]), ["config key pipelines.smooth.steps.0.op: unknown operation 'blurr'"]),
         (("smooth", "steps", [{"op": "median", "size": 2.5}]), ["config key pipelines.smooth.steps.0.size: got 2.5"]),
-        (("mask", "dataset", "mask"), ["config key pipelines.mask.dataset: pipelines take each other's output in a cycle"]),
-        (("grey", "dataset", "rampp"), ["config key pipelines.grey.dataset: 'rampp' is neither a dataset nor a pipeline"]),
-        (("grey", "metrics", [{"function": "greyops:f"}]), ["config key pipelines.grey.metrics.0.function: module 'greyops' not found"]),
+        (
+            ("mask", "dataset", "mask"),
+            ["config key pipelines.mask.dataset: pipelines take each other's output in a cycle"],
+        ),
+        (
+            ("grey", "dataset", "rampp"),
+            ["config key pipelines.grey.dataset: 'rampp' is neither a dataset nor a pipeline"],
+        ),
+        (
+            ("grey", "metrics", [{"function": "greyops:f"}]),
+            ["config key pipelines.grey.metrics.0.function: module 'greyops' not found"],
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, change, words):
@@ -242,14 +256,19 @@ def test_bad_config_fails_before_any_job(tmp_path, change, words):
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ("    raise RuntimeError('no cells here')\n", ["RuntimeError: no cells here", "cellops.py", "line 3, in scale"]),
+        (
+            "    raise RuntimeError('no cells here')\n",
+            ["RuntimeError: no cells here", "cellops.py", "line 3, in scale"],
+        ),
         ("    return image[..., None]\n", ["cellops:scale returned an array of shape (16, 16, 1)"]),
         ("    return image.tolist()\n", ["cellops:scale returned list, not a numpy array"]),
     ],
 )
 def test_a_failing_user_function_names_the_image_and_leaves_nothing_half_written(tmp_path, body, words):
     write_modules(tmp_path)
-    (tmp_path / "cellops.py").write_text(f"def scale(image, factor=1.0):\n    image = image * factor\n{body}\n" + CELLOPS.split("\n\n\n")[1])
+    (tmp_path / "cellops.py").write_text(
+        f"def scale(image, factor=1.0):\n    image = image * factor\n{body}\n" + CELLOPS.split("\n\n\n")[1]
+    )
     config = pipeline_config()
     returncode, output = run_snakemake(tmp_path, config, "--keep-going")
     assert returncode != 0

@@ -213,12 +213,18 @@ def check_step(step: dict, key: str) -> dict:
     for param_name, param in op.params.items():
         if param_name not in step:
             if param.default is REQUIRED:
-                raise ConfigError(f"config key {key}.{param_name}: required by {name}; {param.describe()}")
+                raise ConfigError(
+                    f"config key {key}.{param_name}: required by {name}; {param.describe()} "
+                    f"({name}'s parameters: {accepted})"
+                )
             filled[param_name] = param.default
             continue
         value = step[param_name]
         if not param.accepts(value):
-            raise ConfigError(f"config key {key}.{param_name}: got {value!r}; expected {param.describe()}")
+            raise ConfigError(
+                f"config key {key}.{param_name}: got {value!r}; expected {param.describe()} "
+                f"({name}'s parameters: {accepted})"
+            )
         filled[param_name] = float(value) if param.type is float and value is not None else value
     if op.check is not None and (problem := op.check(filled)) is not None:
         raise ConfigError(f"config key {key}.{problem[0]}: {problem[1]}")

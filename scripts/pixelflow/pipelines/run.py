@@ -164,7 +164,9 @@ def process_image(raw: np.ndarray, spec: PipelineSpec, functions: dict) -> tuple
     names = [entry for entry in spec["metrics"] if isinstance(entry, str)]
     builtin = measure(output, input, names)
     values = [
-        float(builtin[entry]) if isinstance(entry, str) else user_metric(functions[entry["function"]], output, input, entry["function"])
+        float(builtin[entry])
+        if isinstance(entry, str)
+        else user_metric(functions[entry["function"]], output, input, entry["function"])
         for entry in spec["metrics"]
     ]
     return output, nonfinite_count(output), values
@@ -252,4 +254,3 @@ def images_with_nonfinite(rows: list[tuple], spec: PipelineSpec) -> int:
     """How many metrics rows count NaN or infinite pixels."""
     position = metrics_columns(spec).index("nonfinite")
     return sum(1 for row in rows if row[position] > 0)
-

@@ -46,9 +46,7 @@ def _check_sources(config: dict) -> None:
                 )
         elif source not in config["datasets"]:
             known = ", ".join(sorted([*config["datasets"], *pipelines])) or "none"
-            raise ConfigError(
-                f"config key {where}: {source!r} is neither a dataset nor a pipeline (defined: {known})"
-            )
+            raise ConfigError(f"config key {where}: {source!r} is neither a dataset nor a pipeline (defined: {known})")
     for name in pipelines:
         trail = [name]
         while (source := pipelines[trail[-1]]["dataset"]) in pipelines:

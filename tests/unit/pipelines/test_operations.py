@@ -362,11 +362,16 @@ def test_a_bad_value_names_the_key_and_what_is_accepted(step, bad, accepted):
         check_step(step, "pipelines.cells.steps.1")
     message = str(error.value)
     assert message.startswith(f"config key pipelines.cells.steps.1.{bad}: got {step[bad]!r}")
-    assert message.endswith(f"expected {accepted}")
+    op = OPERATIONS[step["op"]]
+    assert message.endswith(f"expected {accepted} ({op.name}'s parameters: {', '.join(op.params)})")
 
 
 def test_a_missing_required_parameter_names_the_key():
-    with pytest.raises(ConfigError, match=r"^config key k\.width: required by resize; an integer >= 1$"):
+    message = (
+        r"^config key k\.width: required by resize; an integer >= 1 "
+        r"\(resize's parameters: height, width, anti_aliasing\)$"
+    )
+    with pytest.raises(ConfigError, match=message):
         check_step({"op": "resize", "height": 4}, "k")
 
 

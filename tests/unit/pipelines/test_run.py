@@ -18,7 +18,7 @@ from pixelflow.pipelines.metrics import check_metrics
 from pixelflow.pipelines.operations import check_step
 from pixelflow.pipelines.run import METRICS_NAME, metrics_columns, process_image, saved_array, write_pipeline_shard
 
-USER_MODULE = '''
+USER_MODULE = """
 import numpy as np
 
 
@@ -46,7 +46,7 @@ def wrong_shape(image):
 
 def text_metric(output, input):
     return "high"
-'''
+"""
 
 
 @pytest.fixture
@@ -118,7 +118,11 @@ def test_a_shard_writes_images_manifest_and_metrics(tmp_path, workdir):
     folder = tmp_path / "results/datasets/cells/shard-0000"
     rows = write_pipeline_shard(folder, sources, spec, processes=2, workdir=workdir)
     header, table = read_rows(folder / METRICS_NAME)
-    assert header == metrics_columns(spec) == ["index", "file", "output", "nonfinite", "foreground_fraction", "object_count"]
+    assert (
+        header
+        == metrics_columns(spec)
+        == ["index", "file", "output", "nonfinite", "foreground_fraction", "object_count"]
+    )
     assert [int(row[0]) for row in table] == list(range(10, 15)) == [row[0] for row in rows]
     manifest = read_manifest(folder)
     assert [row["file"] for row in manifest] == [f"cells_{index:06d}.png" for index in range(10, 15)]
@@ -159,10 +163,26 @@ def test_non_finite_pixels_are_counted_and_written_as_0(tmp_path, workdir):
 @pytest.mark.parametrize(
     ("step", "metric", "words"),
     [
-        ({"op": "python", "function": "pf_cellops:explode"}, "mean", ["/in/img_", "RuntimeError: the user's own failure", "pf_cellops.py"]),
-        ({"op": "python", "function": "pf_cellops:wrong_shape"}, "mean", ["/in/img_", "pf_cellops:wrong_shape returned an array of shape (1, 24, 32)"]),
-        ({"op": "median"}, {"function": "pf_cellops:text_metric"}, ["/in/img_", "metric pf_cellops:text_metric returned 'high' (str), not a number"]),
-        ({"op": "binary_opening"}, "mean", ["/in/img_", "binary_opening needs a binary image", "add {op: threshold} before it"]),
+        (
+            {"op": "python", "function": "pf_cellops:explode"},
+            "mean",
+            ["/in/img_", "RuntimeError: the user's own failure", "pf_cellops.py"],
+        ),
+        (
+            {"op": "python", "function": "pf_cellops:wrong_shape"},
+            "mean",
+            ["/in/img_", "pf_cellops:wrong_shape returned an array of shape (1, 24, 32)"],
+        ),
+        (
+            {"op": "median"},
+            {"function": "pf_cellops:text_metric"},
+            ["/in/img_", "metric pf_cellops:text_metric returned 'high' (str), not a number"],
+        ),
+        (
+            {"op": "binary_opening"},
+            "mean",
+            ["/in/img_", "binary_opening needs a binary image", "add {op: threshold} before it"],
+        ),
     ],
 )
 def test_a_failing_image_is_named_and_nothing_is_written(tmp_path, workdir, step, metric, words):
@@ -179,6 +199,8 @@ def test_a_failing_image_is_named_and_nothing_is_written(tmp_path, workdir, step
 def test_a_missing_user_function_names_its_config_key(tmp_path, workdir):
     sources = _source_shard(tmp_path / "in", count=1)
     spec = _spec([{"op": "python", "function": "pf_cellops:absent"}], [])
-    with pytest.raises(ConfigError, match=r"^config key pipelines\.cells\.steps\.0\.function: .*has no function 'absent'"):
+    with pytest.raises(
+        ConfigError, match=r"^config key pipelines\.cells\.steps\.0\.function: .*has no function 'absent'"
+    ):
         write_pipeline_shard(tmp_path / "shard", sources, spec, processes=1, workdir=workdir)
     assert not (tmp_path / "shard").exists()

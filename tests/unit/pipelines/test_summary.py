@@ -25,7 +25,9 @@ def _shard(path, rows):
 
 def test_shard_tables_are_gathered_in_index_order(tmp_path):
     first = _shard(tmp_path / "a.tsv", [(2, "c.png", "o2.png", 0, 0.5, 1.0), (3, "d.png", "o3.png", 0, 0.25, 2.0)])
-    second = _shard(tmp_path / "b.tsv", [(0, "a.png", "o0.png", 1, 0.125, math.nan), (1, "b.png", "o1.png", 0, 1.0, 4.0)])
+    second = _shard(
+        tmp_path / "b.tsv", [(0, "a.png", "o0.png", 1, 0.125, math.nan), (1, "b.png", "o1.png", 0, 1.0, 4.0)]
+    )
     header, rows = gather_metrics([first, second], tmp_path / "metrics.tsv")
     assert header == HEADER
     assert [row[0] for row in rows] == ["0", "1", "2", "3"]
@@ -53,7 +55,13 @@ def test_summary_statistics_are_numpys_over_the_finite_values():
     (row,) = summary_rows({"x": column})
     assert len(row) == len(SUMMARY_COLUMNS)
     finite = column[np.isfinite(column)]
-    expected = [finite.mean(), finite.std(), finite.min(), *np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95]), finite.max()]
+    expected = [
+        finite.mean(),
+        finite.std(),
+        finite.min(),
+        *np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95]),
+        finite.max(),
+    ]
     assert row[:3] == ("x", 99, 2)
     np.testing.assert_allclose(row[3:], expected, rtol=0, atol=0)
     (empty,) = summary_rows({"y": np.array([math.nan])})

@@ -27,7 +27,9 @@ def test_references_split_into_module_and_function(reference, parts):
 
 @pytest.mark.parametrize("reference", ["myops", "myops:", ":count", "my-ops:count", "a..b:c", "a:b:c", 3, None])
 def test_malformed_references_name_the_key(reference):
-    with pytest.raises(ConfigError, match=r"^config key pipelines\.p\.steps\.0\.function: expected \"module:function\""):
+    with pytest.raises(
+        ConfigError, match=r"^config key pipelines\.p\.steps\.0\.function: expected \"module:function\""
+    ):
         parse_reference(reference, "pipelines.p.steps.0.function")
 
 
@@ -43,7 +45,9 @@ def test_source_files_are_modules_or_packages_in_the_working_directory(tmp_path)
 
 def test_functions_are_imported_from_the_working_directory(tmp_path, clean_modules):
     (tmp_path / "pf_helper_a.py").write_text("OFFSET = 2\n")
-    (tmp_path / "pf_user_ops.py").write_text("from pf_helper_a import OFFSET\n\ndef shift(image):\n    return image + OFFSET\n")
+    (tmp_path / "pf_user_ops.py").write_text(
+        "from pf_helper_a import OFFSET\n\ndef shift(image):\n    return image + OFFSET\n"
+    )
     shift = load_function("pf_user_ops:shift", tmp_path, "k")
     assert shift(1) == 3
 

@@ -86,7 +86,9 @@ def test_imported_core_modules_of_the_real_scripts(script):
     lazy = {module_path(name) for path in found for name in imported_in_functions(path)}
     assert set(loaded) <= set(resolved(found))
     for extra in set(resolved(found)) - set(loaded):
-        assert extra in lazy or extra.endswith("__init__.py"), f"{extra} is tracked but neither loaded nor imported lazily"
+        assert extra in lazy or extra.endswith("__init__.py"), (
+            f"{extra} is tracked but neither loaded nor imported lazily"
+        )
 
 
 def write_package(root: Path, files: dict) -> Path:

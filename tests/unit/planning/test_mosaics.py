@@ -66,7 +66,10 @@ def test_schema_errors_name_the_key(schema, changes, message):
     ("changes", "message"),
     [
         ({"mosaics.m.library": "nope"}, "config key mosaics.m.library: no library named 'nope'"),
-        ({"libraries.grey.dataset": "gone"}, "config key libraries.grey.dataset: no dataset, or pipeline that saves images, named 'gone'"),
+        (
+            {"libraries.grey.dataset": "gone"},
+            "config key libraries.grey.dataset: no dataset, or pipeline that saves images, named 'gone'",
+        ),
         ({"libraries.grey.rotations": [90, 90]}, "config key libraries.grey.rotations"),
         ({"mosaics.m.tile": 2, "mosaics.m.features": {"grid": 4}}, "config key mosaics.m.features.grid"),
         ({"libraries.empty": {"path": "no/such/*.png"}}, "config key libraries.empty.path: the glob"),

@@ -33,7 +33,13 @@ def refused(schema, pipelines, workdir=".", **top) -> str:
 
 def test_defaults_are_filled_and_steps_checked(schema):
     config = validated(schema, {"smooth": SMOOTH})
-    assert config["pipelines"]["smooth"] == {**SMOOTH, "metrics": ["mean", "std"], "save": "png", "stack": False, "contact": 8}
+    assert config["pipelines"]["smooth"] == {
+        **SMOOTH,
+        "metrics": ["mean", "std"],
+        "save": "png",
+        "stack": False,
+        "contact": 8,
+    }
     spec = plan_pipelines.pipeline_spec(config, "smooth")
     assert spec["steps"] == [
         {"op": "median", "size": 3},
@@ -82,12 +88,17 @@ def test_a_pipeline_that_saves_nothing_has_no_dataset(schema):
     config = validated(schema, {"measure": {"dataset": "noise", "steps": [], "metrics": ["entropy"], "save": "none"}})
     plans = plan_pipelines.plan_pipelines(config, plan_datasets(config, "."))
     outputs = plan_pipelines.outputs(config, plans)
-    assert outputs == [*(f"results/datasets/measure/shard-000{k}" for k in range(3)), *plan_pipelines.summary_files("measure")]
+    assert outputs == [
+        *(f"results/datasets/measure/shard-000{k}" for k in range(3)),
+        *plan_pipelines.summary_files("measure"),
+    ]
     assert dataset_names(config) == ["noise"]
 
 
 def test_other_stages_take_a_pipelines_images(schema):
-    config = validated(schema, {"smooth": SMOOTH}, stats={"datasets": ["smooth"]}, libraries={"tiles": {"dataset": "smooth"}})
+    config = validated(
+        schema, {"smooth": SMOOTH}, stats={"datasets": ["smooth"]}, libraries={"tiles": {"dataset": "smooth"}}
+    )
     check_stats(config, ".")
     check_mosaics(config, ".")
     config["pipelines"]["smooth"]["save"] = "none"
@@ -142,7 +153,11 @@ def test_user_modules_are_inputs(schema, tmp_path):
             ["defined: noise, p"],
         ),
         (
-            {"a": {"dataset": "b", "steps": []}, "b": {"dataset": "c", "steps": []}, "c": {"dataset": "a", "steps": []}},
+            {
+                "a": {"dataset": "b", "steps": []},
+                "b": {"dataset": "c", "steps": []},
+                "c": {"dataset": "a", "steps": []},
+            },
             "config key pipelines.c.dataset: pipelines take each other's output in a cycle: a -> b -> c -> a",
             [],
         ),
