@@ -336,7 +336,7 @@ def profile_table(path: str) -> str:
     from pixelflow.pipelines.metrics import METRICS as REGISTRY
     from pixelflow.pipelines.metrics import check_metrics, measure
     from pixelflow.pipelines.operations import apply_steps, as_float32, check_step
-    from pixelflow.pipelines.run import PNG_COMPRESSION, process_image, saved_array
+    from pixelflow.pipelines.run import PNG_COMPRESSION, PNG_FILTER, PNG_STRATEGY, process_image, saved_array
     from pixelflow.runner import limit_native_threads
 
     limit_native_threads(1)
@@ -351,7 +351,7 @@ def profile_table(path: str) -> str:
         after.append(apply_steps(after[-1], [step]))
     output = after[-1]
     pixels = saved_array(output, "png")
-    data = encode_image(pixels, "png", compression=PNG_COMPRESSION)
+    data = encode_image(pixels, "png", PNG_COMPRESSION, PNG_STRATEGY, PNG_FILTER)
     levels = np.minimum(np.floor(np.clip(output, 0, 1) * 256), 255).astype(np.uint8)
 
     def imsave_bytes():
@@ -367,7 +367,7 @@ def profile_table(path: str) -> str:
     def whole_item():  # what pixelflow.pipelines.run's worker does for one image
         result, _, _ = process_image(read_image(path), spec, {})
         saved = saved_array(result, "png")
-        encoded = encode_image(saved, "png", compression=PNG_COMPRESSION)
+        encoded = encode_image(saved, "png", PNG_COMPRESSION, PNG_STRATEGY, PNG_FILTER)
         (scratch / "edges-0000.png").write_bytes(encoded)
         manifest_row(0, "edges-0000.png", saved, hashlib.sha256(encoded).hexdigest())
 
@@ -411,7 +411,7 @@ def profile_table(path: str) -> str:
         ),
         (
             "PNG encode",
-            lambda: encode_image(pixels, "png", compression=PNG_COMPRESSION),
+            lambda: encode_image(pixels, "png", PNG_COMPRESSION, PNG_STRATEGY, PNG_FILTER),
             lambda: cv2.imencode(".png", pixels),
             "cv2.imencode (its default)",
         ),
