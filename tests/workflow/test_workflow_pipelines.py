@@ -87,8 +87,16 @@ def read_metrics(path) -> list[dict]:
 def pipeline_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pipelines")
     write_modules(workdir)
-    output = run_ok(workdir, pipeline_config())
+    output = run_ok(workdir, pipeline_config(**USERS_OF_SMOOTH))
     return workdir, output
+
+
+# Other stages taking a pipeline's images by its name.
+USERS_OF_SMOOTH = {
+    "stats": {"datasets": ["smooth"], "sigmas": [1]},
+    "libraries": {"smoothed": {"dataset": "smooth"}},
+    "mosaics": {"camera": {"target": "results/mosaics/samples/camera.png", "library": "smoothed", "tile": 8}},
+}
 
 
 def smooth_reference(path) -> np.ndarray:
@@ -136,6 +144,19 @@ def test_a_pipeline_takes_another_pipelines_images(pipeline_run):
         assert float(row["foreground_fraction"]) == np.count_nonzero(expected) / expected.size
 
 
+def test_other_stages_take_a_pipelines_images(pipeline_run):
+    workdir, _ = pipeline_run
+    stats = read_metrics(workdir / "results/stats/smooth/summary.tsv")
+    smooth = read_metrics(workdir / "results/pipelines/smooth/metrics.tsv")
+    assert [row["file"] for row in stats] == [Path(row["output"]).name for row in smooth]
+    for row, before in zip(stats, smooth, strict=True):
+        assert float(row["mean_in"]) == pytest.approx(np.mean(decode_rgb(workdir / before["output"]) / 255), rel=1e-6)
+    assert (
+        decode_rgb(workdir / "results/mosaics/camera.png").shape[:2]
+        == decode_rgb(workdir / "results/mosaics/samples/camera.png").shape[:2]
+    )
+
+
 def test_float_results_are_saved_as_float_tiff(pipeline_run):
     workdir, _ = pipeline_run
     _, inputs = read_dataset_index(workdir / "results/datasets/ramp")
@@ -158,7 +179,7 @@ def test_outputs_and_the_report(pipeline_run):
     )
     assert not (workdir / "results/pipelines/grey/contact.png").exists()
     assert not partial_entries(workdir)
-    assert "Nothing to be done" in run_ok(workdir, pipeline_config(), "-n")
+    assert "Nothing to be done" in run_ok(workdir, pipeline_config(**USERS_OF_SMOOTH), "-n")
 
 
 # Reruns -------------------------------------------------------------------------------------------
