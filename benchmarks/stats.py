@@ -13,9 +13,9 @@ end-to-end
 kernel
     Per-image time (best of 7 repeats) of one σ = 10 filter on one thread: skimage.filters.gaussian,
     scipy.ndimage.gaussian_filter, cv2.GaussianBlur (explicit kernel size) and
-    pixelflow.stats.filters.gaussian, on the same float32 image.
+    pixelflow.pipelines.filters.gaussian, on the same float32 image.
 tune (``--tune``, only)
-    The choices inside pixelflow.stats.filters: per image and kernel radius, OpenCV's separable filter
+    The choices inside pixelflow.pipelines.filters: per image and kernel radius, OpenCV's separable filter
     against the band-matrix products for several band sizes, and a dense matrix for short axes.
 
 The workflow and the pixelflow code timed are a copy of the committed workflow (``--source``). Before
@@ -131,8 +131,8 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
     import numpy as np
     import scipy.ndimage as ndi
     import skimage.filters
+    from pixelflow.pipelines import filters
     from pixelflow.runner import limit_native_threads
-    from pixelflow.stats import filters
 
     limit_native_threads(1)
     radius = filters.kernel_radius(sigma)
@@ -154,7 +154,7 @@ def kernel_table(sizes, sigma: float = 10.0) -> str:
         cells = [f"{seconds[name] * 1e3:.3f} ms" for name in candidates]
         rows.append([f"{size}²", *cells, f"{seconds['skimage'] / seconds['pixelflow']:.2f}x"])
     header = ["size", "skimage.filters.gaussian", "scipy.ndimage", "cv2.GaussianBlur"]
-    return md_table([*header, "pixelflow.stats.filters.gaussian", "speed-up vs skimage"], rows)
+    return md_table([*header, "pixelflow.pipelines.filters.gaussian", "speed-up vs skimage"], rows)
 
 
 def _best_ms(function, args, number: int) -> float:
@@ -165,8 +165,8 @@ def _best_ms(function, args, number: int) -> float:
 
 def tune_table(sizes=(32, 64, 96, 128, 512, 2048), radii=(2, 4, 6, 8, 12, 20, 40), bands=(16, 32, 64)) -> str:
     import numpy as np
+    from pixelflow.pipelines import filters
     from pixelflow.runner import limit_native_threads
-    from pixelflow.stats import filters
 
     limit_native_threads(1)
     rows = []

@@ -20,8 +20,10 @@ STAGES = {"datasets", "maps", "mosaics", "pipelines", "stats"}
 # A stage may use another stage only through these documented functions' modules.
 CROSS_STAGE = {
     ("stats", "datasets.generators"),
-    ("pipelines", "stats.filters"),
-    ("pipelines", "stats.kernel"),
+    ("stats", "pipelines.filters"),
+    ("stats", "pipelines.kernel"),
+    ("stats", "pipelines.metrics"),
+    ("stats", "pipelines.operations"),
     ("pipelines", "datasets.montage"),
 }
 

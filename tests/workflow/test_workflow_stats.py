@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import decode_rgb, planned_jobs, run_ok, run_snakemake, tiny_config
-from pixelflow.stats import filters
+from pixelflow.pipelines import filters
 from pixelflow.stats.tables import read_table
 
 STATS = {"datasets": ["uni", "ramp"], "sigmas": [1, 2.5], "mode": "reflect", "save_filtered": "bmp"}

@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 
 from pixelflow.errors import ConfigError
+from pixelflow.pipelines.kernel import BORDER_MODES
 from pixelflow.pipelines.user_code import parse_reference
-from pixelflow.stats.kernel import BORDER_MODES
 
 
 class _Required:
@@ -253,7 +253,7 @@ def as_float32(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"a pipeline takes a grey (h, w) or RGB (h, w, 3) image, got shape {image.shape}")
     if image.dtype == bool:
         return image.astype(np.float32)
-    from pixelflow.stats.filters import to_float
+    from pixelflow.pipelines.filters import to_float
 
     return to_float(image)
 
@@ -370,8 +370,8 @@ def _square(image: np.ndarray, size: int) -> tuple[int, ...]:
     mode=Param(str, "nearest", choices=BORDER_MODES),
 )
 def gaussian(image: np.ndarray, sigma: float, truncate: float, mode: str) -> np.ndarray:
-    """Gaussian blur: :func:`pixelflow.stats.filters.gaussian`, equal to ``skimage.filters.gaussian`` in float32."""
-    from pixelflow.stats.filters import gaussian
+    """Gaussian blur: :func:`pixelflow.pipelines.filters.gaussian`, equal to ``skimage.filters.gaussian`` in float32."""
+    from pixelflow.pipelines.filters import gaussian
 
     return gaussian(image, sigma, truncate, mode)
 

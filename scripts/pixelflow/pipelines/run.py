@@ -31,6 +31,7 @@ from pixelflow.formats import image_file_name
 from pixelflow.io.images import encode_image, read_image
 from pixelflow.io.manifest import MANIFEST_NAME, manifest_row, write_manifest
 from pixelflow.io.tables import write_table
+from pixelflow.pipelines.filters import to_uint8
 from pixelflow.pipelines.metrics import RESERVED_COLUMNS, measure, metric_columns, nonfinite_count
 from pixelflow.pipelines.operations import PYTHON, apply_steps, as_float32
 from pixelflow.pipelines.user_code import load_function
@@ -91,9 +92,7 @@ def saved_array(image: np.ndarray, fmt: str) -> np.ndarray:
         return image.astype(np.uint8) * np.uint8(255)
     if fmt == "tiff":
         return image.astype(np.float32, copy=False)
-    scaled = np.rint(np.clip(image, 0.0, 1.0) * np.float32(255))
-    scaled[~np.isfinite(image)] = 0
-    return scaled.astype(np.uint8)
+    return to_uint8(image)
 
 
 def user_metric(function, output: np.ndarray, input: np.ndarray, reference: str) -> float:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from pixelflow.io.tables import read_rows, write_table
-from pixelflow.stats.kernel import gaussian_kernel, kernel_radius
+from pixelflow.pipelines.kernel import gaussian_kernel, kernel_radius
 
 COLUMNS = (
     "index",

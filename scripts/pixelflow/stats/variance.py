@@ -11,7 +11,6 @@ import math
 import os
 from typing import TypedDict
 
-import cv2
 import numpy as np
 
 from pixelflow.atomic import atomic_dir
@@ -19,9 +18,15 @@ from pixelflow.datasets.generators import GeneratedSpec, generate_image
 from pixelflow.formats import image_file_name
 from pixelflow.io.images import encode_image, read_image
 from pixelflow.io.tables import write_table
+from pixelflow.pipelines.filters import kernel_radius, to_float, to_uint8
+from pixelflow.pipelines.metrics import measure
+from pixelflow.pipelines.operations import OPERATIONS
 from pixelflow.runner import parallel_map
-from pixelflow.stats import filters
 from pixelflow.stats.tables import COLUMNS
+
+# The pipelines' metrics each image and each filtered image is described by, and its filter.
+MOMENTS = ["mean", "var", "min", "max"]
+GAUSSIAN = OPERATIONS["gaussian"].function
 
 
 class FilterSettings(TypedDict):
@@ -46,19 +51,18 @@ class FilterSettings(TypedDict):
 
 
 def moments(values: np.ndarray) -> tuple[float, float, float, float]:
-    """(mean, variance, min, max) over all pixels and channels, accumulated in float64.
+    """(mean, variance, min, max) over all pixels and channels: the pipelines' metrics of those names.
 
-    The variance is the population one (divided by the pixel count).
+    :func:`pixelflow.pipelines.metrics.measure`: accumulated in float64, the
+    variance the population one (divided by the pixel count).
 
     Parameters
     ----------
     values : ndarray
         (h, w) or (h, w, c) float32; a crop of a larger array will do.
     """
-    rows = values.reshape(values.shape[0], -1)  # one channel; a view even for an interior crop
-    mean, std = cv2.meanStdDev(rows)
-    low, high, _, _ = cv2.minMaxLoc(rows)
-    return float(mean[0, 0]), float(std[0, 0]) ** 2, float(low), float(high)
+    measured = measure(values, values, MOMENTS)
+    return measured["mean"], measured["var"], measured["min"], measured["max"]
 
 
 def interior_variance(filtered: np.ndarray, radius: int) -> float:
@@ -92,7 +96,7 @@ def image_rows(index: int, file: str, image: np.ndarray, sigmas, truncate: float
     file : str
         The image's file as the table records it.
     image : ndarray
-        (h, w) or (h, w, c) uint8, uint16 or float (:func:`pixelflow.stats.filters.to_float`).
+        (h, w) or (h, w, c) uint8, uint16 or float (:func:`pixelflow.pipelines.filters.to_float`).
     sigmas : sequence of float
         Standard deviations in pixels.
     truncate : float
@@ -115,14 +119,14 @@ def image_rows(index: int, file: str, image: np.ndarray, sigmas, truncate: float
         Naming the image, for an unsupported dtype or non-finite pixels; and
         for an unknown mode or a sigma not above 0.
     """
-    values = filters.to_float(image, file if name is None else name)
+    values = to_float(image, file if name is None else name)
     mean_in, var_in, min_in, max_in = moments(values)
     clipped = clipped_fraction(values)
     rows, filtered = [], []
     for sigma in sigmas:
-        out = filters.gaussian(values, sigma, truncate, mode)
+        out = GAUSSIAN(values, sigma=sigma, truncate=truncate, mode=mode)
         mean_out, var_out, min_out, max_out = moments(out)
-        interior = interior_variance(out, filters.kernel_radius(sigma, truncate))
+        interior = interior_variance(out, kernel_radius(sigma, truncate))
         stats_out = (mean_out, var_out, min_out, max_out, interior)
         rows.append((index, file, sigma, mean_in, var_in, min_in, max_in, *stats_out, clipped))
         filtered.append(out)
@@ -155,7 +159,7 @@ def filter_and_save(index: int, file: str, name: str, image: np.ndarray) -> list
         saved = image_file_name(_JOB["dataset"], index, fmt)
         for folder, out in zip(_JOB["folders"], filtered, strict=True):
             with open(os.path.join(folder, saved), "wb") as handle:
-                handle.write(encode_image(filters.to_uint8(out), fmt))
+                handle.write(encode_image(to_uint8(out), fmt))
     return rows
 
 

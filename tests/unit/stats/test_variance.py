@@ -11,9 +11,10 @@ from pixelflow.datasets.shards import write_generated_shard as write_generated_d
 from pixelflow.formats import FORMATS
 from pixelflow.io.images import read_image, write_image
 from pixelflow.io.manifest import read_manifest
+from pixelflow.pipelines import filters
 from pixelflow.runner import WorkerError
-from pixelflow.stats import filters, variance
 from pixelflow.stats import tables as stats_tables
+from pixelflow.stats import variance
 
 SETTINGS = {"sigmas": [1.0, 2.5], "truncate": 4.0, "mode": "reflect", "save_filtered": "bmp"}
 

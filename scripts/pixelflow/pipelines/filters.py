@@ -32,7 +32,7 @@ import functools
 import cv2
 import numpy as np
 
-from pixelflow.stats.kernel import BORDER_MODES, _kernel, gaussian_kernel, kernel_radius  # noqa: F401 (part of this API)
+from pixelflow.pipelines.kernel import BORDER_MODES, _kernel, gaussian_kernel, kernel_radius  # noqa: F401 (part of this API)
 
 # OpenCV's border of each mode, in BORDER_MODES order.
 BORDERS = dict(
@@ -242,6 +242,12 @@ def gaussian(image: np.ndarray, sigma: float, truncate: float = 4.0, mode: str =
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] as 8-bit levels: clipped, scaled by 255 and rounded."""
+    """Values in [0, 1] as 8-bit levels: clipped, scaled by 255 and rounded; NaN and infinity as 0.
+
+    ``skimage.util.img_as_ubyte`` of the clipped values.
+    """
     scaled = np.clip(image, 0.0, 1.0) * np.float32(255)
-    return np.rint(scaled, out=scaled).astype(np.uint8)
+    scaled = np.rint(scaled, out=scaled)
+    if not np.isfinite(scaled).all():
+        scaled[~np.isfinite(image)] = 0
+    return scaled.astype(np.uint8)

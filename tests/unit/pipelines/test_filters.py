@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import skimage.filters
-from pixelflow.stats import filters
+from pixelflow.pipelines import filters
 
 MODES = sorted(filters.BORDERS)
 SHAPES = [(37, 53), (5, 3), (1, 9), (24, 31, 3), (20, 18, 4), (19, 300), (40, 257, 3)]  # wider than a strip too
