@@ -230,6 +230,12 @@ def parallel_map(
     queue = deque(enumerate(bounds))
     results: list = [None] * len(bounds)
     workers = []
+    # A forked child inherits OpenCV's thread pool without its threads and would wait
+    # for them forever: stop them while the workers start (OpenCV restarts them on demand).
+    import cv2
+
+    parent_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     try:
         for slot in range(processes):
             current[slot] = STARTING
@@ -291,6 +297,7 @@ def parallel_map(
                     where = "between chunks"
                 raise WorkerError(f"worker process {process.pid} died from {_signal_name(process.exitcode)} {where}")
     finally:
+        cv2.setNumThreads(parent_threads)
         for worker in workers:
             if worker["process"].is_alive():
                 worker["process"].kill()

@@ -242,3 +242,25 @@ def test_start_method_comes_from_the_environment(monkeypatch):
         default_start_method()
     monkeypatch.delenv("PIXELFLOW_START_METHOD")
     assert default_start_method() in START_METHODS
+
+
+OPENCV_BEFORE_FORK = """
+import sys
+import cv2
+import numpy as np
+from pixelflow.runner import parallel_map
+
+cv2.setNumThreads(2)
+big = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)
+for _ in range(3):
+    cv2.subtract(big, (0.5, 0.0, 0.0, 0.0))  # OpenCV's thread pool now has running threads
+print(parallel_map(abs, list(range(-8, 0)), 2, start_method="fork"))
+print(cv2.getNumThreads())
+"""
+
+
+def test_workers_forked_after_opencv_used_its_threads_do_not_hang():
+    """A forked child inherits no OpenCV worker threads; the runner stops them before forking."""
+    result = run_python(OPENCV_BEFORE_FORK, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[8,", "7,", "6,", "5,", "4,", "3,", "2,", "1]", "2"]
