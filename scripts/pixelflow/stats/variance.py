@@ -19,13 +19,13 @@ from pixelflow.formats import image_file_name
 from pixelflow.io.images import encode_image, read_image
 from pixelflow.io.tables import write_table
 from pixelflow.pipelines.filters import kernel_radius, to_float, to_uint8
-from pixelflow.pipelines.metrics import measure
+from pixelflow.pipelines.metrics import moments
 from pixelflow.pipelines.operations import OPERATIONS
 from pixelflow.runner import parallel_map
 from pixelflow.stats.tables import COLUMNS
 
-# The pipelines' metrics each image and each filtered image is described by, and its filter.
-MOMENTS = ["mean", "var", "min", "max"]
+# Each image and each filtered image is described by the pipelines' metrics mean, var, min and max
+# (pixelflow.pipelines.metrics.moments), and filtered by the pipelines' gaussian operation.
 GAUSSIAN = OPERATIONS["gaussian"].function
 
 
@@ -48,21 +48,6 @@ class FilterSettings(TypedDict):
     truncate: float
     mode: str
     save_filtered: str
-
-
-def moments(values: np.ndarray) -> tuple[float, float, float, float]:
-    """(mean, variance, min, max) over all pixels and channels: the pipelines' metrics of those names.
-
-    :func:`pixelflow.pipelines.metrics.measure`: accumulated in float64, the
-    variance the population one (divided by the pixel count).
-
-    Parameters
-    ----------
-    values : ndarray
-        (h, w) or (h, w, c) float32; a crop of a larger array will do.
-    """
-    measured = measure(values, values, MOMENTS)
-    return measured["mean"], measured["var"], measured["min"], measured["max"]
 
 
 def interior_variance(filtered: np.ndarray, radius: int) -> float:
