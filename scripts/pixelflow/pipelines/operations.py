@@ -338,7 +338,8 @@ def apply_steps(image: np.ndarray, steps: list[dict], functions: Mapping[str, Ca
     for step in steps:
         if step["op"] == PYTHON:
             arguments = {name: value for name, value in step.items() if name not in ("op", "function")}
-            image = user_result(functions[step["function"]](image, **arguments), step["function"])
+            # A copy: the image may be the pipeline's input, which the comparison metrics read afterwards.
+            image = user_result(functions[step["function"]](image.copy(), **arguments), step["function"])
             continue
         op = OPERATIONS[step["op"]]
         params = {name: value for name, value in step.items() if name != "op"}

@@ -46,6 +46,11 @@ def wrong_shape(image):
 
 def text_metric(output, input):
     return "high"
+
+
+def scrub(image):
+    image[:] = 0
+    return image
 """
 
 
@@ -110,6 +115,17 @@ def test_an_image_runs_through_the_library_functions(workdir):
     np.testing.assert_allclose(output, expected, rtol=1e-6, atol=1e-7)
     assert nonfinite == 0
     np.testing.assert_allclose(values, [expected.mean(), expected.var(), expected.max()], rtol=1e-5)
+
+
+def test_a_user_step_that_writes_into_its_image_leaves_the_input_intact(workdir):
+    from pixelflow.pipelines.run import user_functions
+
+    spec = _spec([{"op": "python", "function": "pf_cellops:scrub"}], ["mse", "mean"])
+    image = np.random.default_rng(6).random((12, 10)).astype(np.float32)
+    original = image.copy()
+    output, _, (mse, mean) = process_image(image, spec, user_functions(spec, workdir))
+    np.testing.assert_array_equal(image, original)
+    assert mean == 0.0 and mse == pytest.approx(float(np.mean(original.astype(np.float64) ** 2)), rel=1e-6)
 
 
 def test_a_shard_writes_images_manifest_and_metrics(tmp_path, workdir):
