@@ -2,8 +2,15 @@
 
 MAP_IMAGE = maps_plan.image_suffix(config)
 MAP_WORLD_FILE = maps_plan.world_suffix(config)
+# What planning read of every map's file and the output grids of crs projections.
+MAPS_PLAN = maps_plan.plan_maps(config, WORKDIR)
 # {(map, projection): key} and {key: spec} of the cached inverse maps (none unless cache_inverse).
 MAP_INVERSE_KEYS, MAP_INVERSE_SPECS = maps_plan.plan_inverses(config, WORKDIR)
+
+
+def map_threads(wildcards):
+    """Threads of a reprojection job (planning/maps.py: job_threads)."""
+    return maps_plan.job_threads(config, wildcards.projection, wildcards.map, MAPS_PLAN)
 
 
 wildcard_constraints:
@@ -55,23 +62,30 @@ rule map_reproject:
         ),
         georef="results/maps/{map}/{projection}.json",
         world=f"results/maps/{{map}}/{{projection}}{MAP_WORLD_FILE}",
+        prj="results/maps/{map}/{projection}.prj",
     log:
         "results/logs/maps/{map}/{projection}.log",
     benchmark:
         "results/benchmarks/maps/{map}/{projection}.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: lambda wildcards: maps_plan.job_threads(config, wildcards.projection)
+    threads: map_threads
     resources:
         mem_mb=lambda wildcards, attempt: maps_plan.job_mem_mb(
-            config, wildcards.map, wildcards.projection, attempt
+            config, wildcards.map, wildcards.projection, attempt, MAPS_PLAN
         ),
         runtime=per_attempt(10),
     params:
-        geometry=lambda wildcards: maps_plan.map_geometry(config, wildcards.map),
+        geometry=lambda wildcards: maps_plan.reprojection_params(
+            MAPS_PLAN, config, wildcards.map, wildcards.projection
+        )["geometry"],
+        grid=lambda wildcards: maps_plan.reprojection_params(
+            MAPS_PLAN, config, wildcards.map, wildcards.projection
+        )["grid"],
         projection=lambda wildcards: maps_plan.projection_spec(
             config, wildcards.projection
         ),
+        compression=maps_plan.compression(config),
         settings=config["reprojection"],
     script:
         "../scripts/map_reproject.py"

@@ -1,5 +1,6 @@
-"""Reproject one map to one projection: the image, its JSON georeferencing and a world file."""
+"""Reproject one map to one projection: the image, its JSON georeferencing, a world file and a .prj."""
 
+from pixelflow.io.geotiff import write_prj
 from pixelflow.joblog import job_log
 from pixelflow.maps.georef import write_georeference
 from pixelflow.maps.reproject import reproject_file
@@ -16,20 +17,29 @@ def main(job):
             job.output.image,
             dict(job.params.geometry),
             projection,
+            grid=job.params.grid or None,
             interpolation=settings["interpolation"],
             threshold=settings["error_threshold"],
             grid_step=settings["grid_step"],
             threads=job.threads,
             pixel_limit=settings["pixel_limit"],
-            compression=settings["compression"],
+            compression=job.params.compression,
+            cog=settings["format"] == "cog",
             png_strategy=settings["png_strategy"],
             png_filter=settings["png_filter"],
             inverse_path=inverse,
             log=log,
         )
         write_georeference(
-            job.output.georef, job.output.world, projection, facts["transform"], facts["width"], facts["height"]
+            job.output.georef,
+            job.output.world,
+            facts["crs"],
+            facts["transform"],
+            facts["width"],
+            facts["height"],
+            facts["nodata"],
         )
+        write_prj(job.output.prj, facts["crs"])
         log.info(
             "%dx%d, %d channel(s), %d of %d pixels mapped exactly",
             facts["width"],

@@ -60,7 +60,7 @@ def test_a_run_writes_images_and_georeferencing_then_plans_nothing(maps_run):
     workdir, _ = maps_run
     folder = workdir / "results" / "maps" / "tiny"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"{name}{suffix}" for name in PROJECTIONS for suffix in (".png", ".json", ".pgw")
+        f"{name}{suffix}" for name in PROJECTIONS for suffix in (".png", ".json", ".pgw", ".prj")
     )
     pole_shift = cv2.imread(str(folder / "pole_shift.png"), cv2.IMREAD_UNCHANGED)
     globe = cv2.imread(str(folder / "globe.png"), cv2.IMREAD_UNCHANGED)

@@ -52,6 +52,12 @@ class Mapping:
         0 computes every pixel exactly.
     grid_step : int
         Output pixels between coarse grid nodes; even.
+    locate : callable or None
+        None: the output's coordinates are turned into longitudes and
+        latitudes by the projection's closed-form inverse
+        (:func:`pixelflow.maps.projections.inverse`). Otherwise
+        ``locate(x, y) -> (u, v)`` takes float64 output coordinates to the
+        source's own (PROJ, :class:`pixelflow.maps.crs.Locator`), NaN where there is none.
     """
 
     projection: dict
@@ -61,6 +67,7 @@ class Mapping:
     geometry: SourceGeometry
     threshold: float
     grid_step: int
+    locate: object = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ def exact_coordinates(task: Mapping, rows, cols, dtype=np.float64):
         Fractional source pixel coordinates, centres at integers
         (:meth:`pixelflow.maps.georef.SourceGeometry.to_pixel`).
     """
+    if task.locate is not None:
+        x, y = projections.pixel_centres_to_xy(task.transform, cols, rows, np.float64)
+        col, row = task.geometry.native_to_pixel(*task.locate(x, y))
+        return col.astype(dtype, copy=False), row.astype(dtype, copy=False)
     x, y = projections.pixel_centres_to_xy(task.transform, cols, rows, dtype)
     lon, lat = projections.inverse(task.projection, x, y)
     return task.geometry.to_pixel(lon, lat)

@@ -12,6 +12,8 @@ import math
 import numpy as np
 
 RADIUS = 6371000.0  # metres; the sphere of every PROJ string written here
+# The geographic coordinates of a plain image placed by its config entry: on the presets' sphere.
+SPHERE_LONLAT = f"+proj=longlat +R={RADIUS:.0f} +no_defs +type=crs"
 # Parameters (degrees) each projection kind takes, and their defaults.
 PARAMETERS = {
     "equirectangular": {"lon_0": 0.0},

@@ -30,21 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelflow.atomic import atomic_file, partial_name
+from pixelflow.atomic import partial_name
 from pixelflow.errors import ImageError, WorkerError
 from pixelflow.formats import format_of_path
+from pixelflow.io.geotiff import raster_info, read_raster, write_geotiff
 from pixelflow.io.headers import image_size
 from pixelflow.io.images import read_image, write_image
-from pixelflow.io.tiff import create_tiff, uncompressed_layout
+from pixelflow.io.tiff import uncompressed_layout
 from pixelflow.maps import projections
-from pixelflow.maps.georef import SourceGeometry, source_geometry
+from pixelflow.maps.georef import SourceGeometry, raster_geometry, source_geometry
 from pixelflow.maps.inverse_cache import InverseMapFile, inverse_spec
-from pixelflow.maps.inverse_map import MAX_TILE, Mapping, column_ranges, interpolated_coordinates, mapping_task
+from pixelflow.maps.inverse_map import MAX_TILE, Mapping, column_ranges, interpolated_coordinates
 from pixelflow.maps.remap import remap
 from pixelflow.runner import limit_native_threads
 
-INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos")
-KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}
+INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos", "average")
+KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4, "average": 1}
 TILE_PIXELS = 1 << 21  # about 2 Mpx per tile keeps each thread's maps near 30 MB
 MIN_BANDS = 8
 INVALID = -16000.0  # a map coordinate that is outside any source (fits remap's int16 maps)
@@ -74,6 +75,11 @@ class TileRenderer:
         Some output pixels may lack a source: they get 0 in every channel, alpha included.
     inverse : InverseMapFile or None
         The cached inverse map of this output, or None to compute the coarse grids.
+    valid : ndarray or None
+        (rows + 2 pad, columns) bool: the source pixels that hold data (nodata,
+        masks and alpha left out; :func:`pixelflow.io.geotiff.read_raster`), or None when all do.
+    nodata : float or None
+        The value of output pixels without a source, instead of an alpha channel.
     """
 
     mapping: Mapping
@@ -85,6 +91,8 @@ class TileRenderer:
     interpolation: str
     alpha: bool
     inverse: InverseMapFile | None = None
+    valid: np.ndarray | None = None
+    nodata: float | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def _tile_buffer(self, shape: tuple) -> np.ndarray:
@@ -121,6 +129,10 @@ class TileRenderer:
         coords, exact = interpolated_coordinates(self.mapping, row0, row1, col0, col1, grid)
         del grid
         geometry = self.mapping.geometry
+        if self.valid is not None or self.nodata is not None or self.interpolation == "average":
+            target = self._resampled(coords)
+            write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
+            return exact
         valid = None
         if self.alpha:
             mx, my = coords[..., 0], coords[..., 1]
@@ -146,13 +158,35 @@ class TileRenderer:
             remap(source, coords, *resample, dst=target)
         else:  # add an alpha channel; grey becomes RGB
             pixels = remap(source, coords, *resample)
-            target[..., :3] = pixels[..., :1] if channels == 1 else pixels[..., :3]
-            target[..., 3] = np.iinfo(target.dtype).max
+            fill_alpha(target, pixels)
         del coords
         if valid is not None:
             target[~valid] = 0
         write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
         return exact
+
+    def _resampled(self, coords: np.ndarray) -> np.ndarray:
+        """A tile through :func:`pixelflow.maps.resample.resample`: valid source pixels only, averaging too."""
+        from pixelflow.maps.resample import resample
+
+        coords[..., 1] += self.pad
+        pixels, valid = resample(
+            self.source, coords, self.interpolation, valid=self.valid, wraps=self.mapping.geometry.wraps
+        )
+        channels = self.source.shape[2]
+        target = self._tile_buffer(coords.shape[:2] + (self.output_channels,))
+        if self.nodata is not None:
+            target[...] = pixels
+            if valid is not None:
+                target[~valid] = self.nodata
+            return target
+        if self.output_channels == channels:
+            target[...] = pixels
+        else:  # add an alpha channel; grey becomes RGB
+            fill_alpha(target, pixels)
+        if valid is not None:
+            target[~valid] = 0
+        return target
 
 
 def render_tiles(render, tiles: list, threads: int) -> int:
@@ -273,9 +307,32 @@ def pad_poles(buffer: np.ndarray, pad: int, height: int, has_poles: bool) -> Non
         buffer[pad + height :] = image[-1:]
 
 
-def output_channels(source_channels: int, alpha: bool) -> int:
-    """Channels of the output: the source's, or 4 (RGBA) when pixels may lack a source."""
-    return 4 if alpha else source_channels
+def output_channels(source_channels: int, alpha: bool, source_alpha: bool = True) -> int:
+    """Channels of the output: the source's, or with an alpha channel when pixels may lack a source.
+
+    With ``alpha``, grey and RGB become RGBA, and so does an RGBA source
+    (``source_alpha``: its fourth channel is its alpha, resampled and then
+    cleared where there is no source); other band counts get one band more.
+    """
+    if not alpha:
+        return source_channels
+    if source_channels in (1, 3) or (source_channels == 4 and source_alpha):
+        return 4
+    return source_channels + 1
+
+
+def fill_alpha(target: np.ndarray, pixels: np.ndarray) -> None:
+    """Put resampled ``pixels`` into ``target``, which has an alpha channel last, made opaque; grey becomes RGB.
+
+    An RGBA source's own alpha (its fourth channel, in a 4-channel ``target``) is replaced.
+    """
+    channels = pixels.shape[2]
+    if channels == 1:
+        target[..., :3] = pixels
+    else:
+        colour = min(channels, target.shape[2] - 1)
+        target[..., :colour] = pixels[..., :colour]
+    target[..., -1] = np.iinfo(target.dtype).max if target.dtype.kind in "ui" else 1.0
 
 
 def needs_alpha(projection: dict, geometry: SourceGeometry) -> bool:
@@ -366,12 +423,14 @@ def reproject_file(
     geometry_spec: dict,
     projection: dict,
     *,
+    grid: dict | None = None,
     interpolation: str = "bilinear",
     threshold: float = 0.125,
     grid_step: int = 8,
     threads: int = 1,
     pixel_limit: int = 1 << 30,
-    compression: int = 3,
+    compression: int | str | None = None,
+    cog: bool = False,
     png_strategy: str = "huffman_only",
     png_filter: str = "paeth",
     pixels_per_thread: int = projections.PIXELS_PER_THREAD,
@@ -384,17 +443,29 @@ def reproject_file(
     ----------
     source_path, output_path : path
         The source map and the output image; the output's suffix (.png, .tif
-        or .tiff) chooses its format.
+        or .tiff) chooses its format. A .tif output is a GeoTIFF with its
+        coordinate system and transform embedded (:func:`pixelflow.io.geotiff.write_geotiff`).
     geometry_spec : dict
-        Where the source's pixels lie: its config entry without ``path``
-        (:func:`pixelflow.maps.georef.source_geometry`).
+        Where the source's pixels lie. For a plain image, its config entry
+        without ``path`` (:func:`pixelflow.maps.georef.source_geometry`); for a
+        georeferenced file, ``crs`` (WKT) and ``transform`` (GDAL order) as
+        planning read them from the file (:func:`pixelflow.maps.georef.raster_geometry`),
+        and optionally ``nodata`` (overriding the file's).
     projection : dict
-        The output projection's config entry: ``kind``, its parameters, and
-        ``width`` (optionally ``height``) or ``scale`` of the source width
+        The output projection's config entry. With ``kind``: its parameters,
+        and ``width`` (optionally ``height``) or ``scale`` of the source width
         (:func:`pixelflow.maps.projections.output_size`).
+    grid : dict, optional
+        The output grid of a projection given by ``crs``, as planning computed
+        it (:func:`pixelflow.maps.crs.target_grid`): ``crs`` (WKT),
+        ``transform``, ``width`` and ``height``. Also taken for a preset when given.
     interpolation, threshold, grid_step, pixel_limit, compression, png_strategy, png_filter
         As the ``reprojection`` keys of the config (``threshold`` is
-        ``error_threshold``), with the same defaults.
+        ``error_threshold``), with the same defaults; ``compression`` is the
+        PNG level (0-9, default 3) for .png, a codec name (deflate, zstd, lzw,
+        none) for .tif (default none, deflate for a COG).
+    cog : bool
+        Write a .tif output as a Cloud-Optimized GeoTIFF.
     threads, pixels_per_thread : int
         Upper bound of the threads rendering tiles: one per
         ``pixels_per_thread`` output pixels at most
@@ -410,19 +481,20 @@ def reproject_file(
     -------
     dict
         Facts for the log and the georeferencing: ``width``, ``height``,
-        ``channels``, ``transform``, ``exact_pixels``, ``tiles`` and
+        ``channels``, ``transform``, ``crs`` (the output's coordinate system,
+        WKT or PROJ string), ``nodata``, ``exact_pixels``, ``tiles`` and
         ``source`` (its width, height, channels and dtype).
 
     Raises
     ------
     ValueError
-        For an output that is not .png or .tif, or an unknown interpolation;
-        with ``inverse_path``, for an error threshold of 0.
+        For an output that is not .png or .tif, an unknown interpolation, a
+        float source written as PNG; with ``inverse_path``, for an error threshold of 0.
     ProjectionError
         For an unknown projection kind, or an output size that is not positive.
     ImageError
         Naming the file: a source that cannot be read, is over ``pixel_limit``
-        or is not 8- or 16-bit, or an output over ``pixel_limit``.
+        or has an unsupported pixel type, or an output over ``pixel_limit``.
     GeometryError
         Naming the source, when its size or bounds do not fit its projection.
     InverseMapError
@@ -440,27 +512,53 @@ def reproject_file(
         raise ValueError(f"{output_path}: output must be .png or .tif")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
-    projections.parameters(projection)
+    if grid is None:
+        projections.parameters(projection)
+    if compression is None:
+        compression = 3 if fmt == "png" else "deflate" if cog else "none"
     output_path.parent.mkdir(parents=True, exist_ok=True)
     pad = KERNEL_REACH[interpolation] + 1
     limit_native_threads(1)  # each of the job's threads runs OpenCV on its own tile
     clock = time.perf_counter()
-    # Bilinear and nearest reach one pixel at most: rows clamped at the poles
-    # suffice, so an uncompressed TIFF can be used where it lies, unread.
-    source, mapped = load_source(source_path, pad, pixel_limit, in_place=interpolation in ("nearest", "bilinear"))
-    if mapped:
-        pad = 0
+    valid = nodata = None
+    if "crs" in geometry_spec:
+        source, valid, nodata, geometry = load_georeferenced(source_path, geometry_spec, pad, pixel_limit)
+    else:
+        # Bilinear and nearest reach one pixel at most: rows clamped at the poles
+        # suffice, so an uncompressed TIFF can be used where it lies, unread.
+        source, mapped = load_source(source_path, pad, pixel_limit, in_place=interpolation in ("nearest", "bilinear"))
+        if mapped:
+            pad = 0
     _note(log, "read %s: %s %s in %.3f s", source_path, source.shape, source.dtype, clock)
     source_height, source_width = source.shape[0] - 2 * pad, source.shape[1]
-    geometry = source_geometry(geometry_spec, source_width, source_height, str(source_path))
-    width, height = projections.output_size(projection, source_width)
+    if "crs" not in geometry_spec:
+        geometry = source_geometry(geometry_spec, source_width, source_height, str(source_path))
+    floating = source.dtype.kind == "f"
+    if floating and fmt == "png":
+        raise ValueError(f"{source_path}: {source.dtype} pixels cannot be written as PNG; use format tif or cog")
+    if floating and nodata is None:
+        nodata = math.nan
+    if grid is not None:
+        width, height, transform, target_crs = grid["width"], grid["height"], tuple(grid["transform"]), grid["crs"]
+    else:
+        width, height = projections.output_size(projection, source_width)
+        transform, target_crs = projections.geotransform(projection, width, height), projections.proj_string(projection)
     if width * height > pixel_limit:
         raise ImageError(f"{output_path}: {width}x{height} pixels is over the limit of {pixel_limit}")
-    mapping = mapping_task(projection, width, height, geometry, threshold, grid_step)
+    locate = None
+    if grid is not None or not geometry.geographic:
+        from pixelflow.maps.crs import Locator
+
+        locate = Locator(target_crs, geometry.crs or projections.SPHERE_LONLAT)
+    mapping = Mapping(projection, transform, width, height, geometry, float(threshold), int(grid_step), locate)
     threads = projections.render_threads(threads, width, height, pixels_per_thread)
     pad_poles(source, pad, source_height, geometry.has_poles)
-    alpha = needs_alpha(projection, geometry)
-    channels = output_channels(source.shape[2], alpha)
+    if valid is not None:
+        pad_poles(valid[..., None], pad, source_height, geometry.has_poles)
+    partial = locate is not None or valid is not None or needs_alpha(projection, geometry)
+    alpha = nodata is None and partial
+    source_alpha = "crs" not in geometry_spec  # a plain image's fourth channel is its alpha
+    channels = output_channels(source.shape[2], alpha, source_alpha)
     tiles = plan_tiles(height, width, grid_step)
     data_bytes = width * height * channels * np.dtype(source.dtype).itemsize
 
@@ -468,52 +566,108 @@ def reproject_file(
         clock = time.perf_counter()
         descriptor = os.open(file, os.O_WRONLY)
         try:
-            renderer = TileRenderer(mapping, source, pad, descriptor, offset, channels, interpolation, alpha, inverse)
+            renderer = TileRenderer(
+                mapping, source, pad, descriptor, offset, channels, interpolation, alpha, inverse, valid, nodata
+            )
             exact = render_tiles(renderer, tiles, threads)
         finally:
             os.close(descriptor)
         _note(log, "rendered %d tiles with %d thread(s) in %.3f s", len(tiles), threads, clock)
         return exact
 
-    inverse = scratch_output = None
+    inverse = None
+    scratch_output = partial_name(output_path)  # raw pixels, before encoding
     try:
         if inverse_path is not None:  # checked before anything is written
             inverse = open_inverse_map(inverse_path, mapping, f"{source_path} -> {output_path}")
+        with open(scratch_output, "wb") as file:
+            file.truncate(data_bytes)
+        exact = render(scratch_output, 0)
+        clock = time.perf_counter()
+        pixels = np.memmap(scratch_output, dtype=source.dtype, mode="r", shape=(height, width, channels))
         if fmt == "tiff":
-            with atomic_file(output_path) as temporary:
-                offset = create_tiff(temporary, height, width, channels, source.dtype)
-                exact = render(temporary, offset)
-        else:
-            scratch_output = partial_name(output_path)  # raw pixels, before PNG encoding
-            with open(scratch_output, "wb") as file:
-                file.truncate(data_bytes)
-            exact = render(scratch_output, 0)
-            clock = time.perf_counter()
-            pixels = np.memmap(scratch_output, dtype=source.dtype, mode="r", shape=(height, width, channels))
-            write_image(
+            write_geotiff(
                 output_path,
-                np.asarray(pixels)[..., 0] if channels == 1 else np.asarray(pixels),
-                "png",
-                compression,
-                png_strategy,
-                png_filter,
+                pixels,
+                target_crs,
+                transform,
+                nodata=nodata,
+                alpha=channels > source.shape[2] or (source_alpha and channels == 4),
+                compression=compression,
+                cog=cog,
+                threads=threads,
             )
-            del pixels
-            _note(log, "encoded the PNG in %.3f s", clock)
+        else:
+            plane = np.asarray(pixels)[..., 0] if channels == 1 else np.asarray(pixels)
+            write_image(output_path, plane, "png", compression, png_strategy, png_filter)
+        del pixels
+        _note(log, "wrote the %s in %.3f s", "COG" if cog else fmt.upper(), clock)
     finally:
         if inverse is not None:
             inverse.close()
-        if scratch_output and os.path.exists(scratch_output):
+        if os.path.exists(scratch_output):
             os.unlink(scratch_output)
     return {
         "width": width,
         "height": height,
         "channels": channels,
-        "transform": mapping.transform,
+        "transform": transform,
+        "crs": target_crs,
+        "nodata": nodata,
         "exact_pixels": exact,
         "tiles": len(tiles),
         "source": (source_width, source_height, source.shape[2], str(source.dtype)),
     }
+
+
+def load_georeferenced(path, spec: dict, pad: int, pixel_limit: int) -> tuple:
+    """Read a georeferenced source through GDAL into a padded array, with its valid pixels and nodata value.
+
+    Parameters
+    ----------
+    path : str or path
+        The raster file.
+    spec : dict
+        ``crs`` and ``transform`` (as planning read them), optionally ``nodata`` overriding the file's.
+    pad : int
+        Rows to leave above and below the map (:func:`pad_poles`).
+    pixel_limit : int
+        Largest pixel count (``reprojection.pixel_limit``), checked from the header.
+
+    Returns
+    -------
+    source : ndarray
+        (rows + 2 pad, columns, bands) pixels of the file's type (float64 read as float32).
+    valid : ndarray or None
+        (rows + 2 pad, columns) bool, or None when every pixel holds data.
+    nodata : float or None
+        The nodata value of the source (given, or the file's).
+    geometry : SourceGeometry
+
+    Raises
+    ------
+    ImageError
+        Naming the file, when GDAL cannot read it or it is over the limit.
+    GeometryError
+        Naming the file, for a grid the maps cannot use (:func:`pixelflow.maps.georef.raster_geometry`).
+    """
+    info = raster_info(path)
+    if info.width * info.height > pixel_limit:
+        raise ImageError(
+            f"{path}: {info.width}x{info.height} pixels is over the limit of {pixel_limit} (reprojection.pixel_limit)"
+        )
+    nodata = spec.get("nodata", info.nodata)
+    pixels, valid = read_raster(path, nodata=nodata, info=info)
+    if pixels.dtype == np.float64:
+        pixels = pixels.astype(np.float32)
+    geometry = raster_geometry(info.width, info.height, spec["transform"], spec["crs"], str(path))
+    buffer = np.empty((info.height + 2 * pad, info.width, pixels.shape[2]), pixels.dtype)
+    buffer[pad : pad + info.height] = pixels
+    padded = None
+    if valid is not None:
+        padded = np.zeros((info.height + 2 * pad, info.width), bool)
+        padded[pad : pad + info.height] = valid
+    return buffer, padded, None if nodata is None else float(nodata), geometry
 
 
 def open_inverse_map(path, mapping: Mapping, needed_by: str) -> InverseMapFile:

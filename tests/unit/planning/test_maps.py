@@ -17,7 +17,7 @@ def validated(schema, **maps_part):
 
 
 @pytest.mark.parametrize("spelling", ["tiff", "tif"])
-def test_outputs_name_image_json_and_world_file_per_map_and_projection(schema, spelling):
+def test_outputs_name_image_json_world_file_and_prj_per_map_and_projection(schema, spelling):
     config = validated(
         schema,
         maps={"world": {"path": MAP}, "old": {"path": MAP}},
@@ -30,9 +30,18 @@ def test_outputs_name_image_json_and_world_file_per_map_and_projection(schema, s
         "results/maps/world/tm.tif",
         "results/maps/world/tm.json",
         "results/maps/world/tm.tfw",
+        "results/maps/world/tm.prj",
         "results/maps/old/tm.tif",
         "results/maps/old/tm.json",
         "results/maps/old/tm.tfw",
+        "results/maps/old/tm.prj",
+    ]
+    config["reprojection"]["format"] = "png"
+    assert plan_maps.outputs(config, {})[:4] == [
+        "results/maps/world/tm.png",
+        "results/maps/world/tm.json",
+        "results/maps/world/tm.pgw",
+        "results/maps/world/tm.prj",
     ]
     assert config["reprojection"]["error_threshold"] == 0.125
     assert config["reprojection"]["pixel_limit"] == 1 << 30
