@@ -4,15 +4,16 @@ GDAL's warper (``rasterio.warp.reproject``) is the oracle for pixels, pyproj for
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
+import rasterio
 from conftest import dry_run_plan, partial_entries, run_ok, run_snakemake, tiny_config, without_report
-
-rasterio = pytest.importorskip("rasterio")
-from pyproj import CRS  # noqa: E402
-from rasterio.transform import from_origin  # noqa: E402
-from rasterio.warp import Resampling, reproject  # noqa: E402
+from pyproj import CRS
+from rasterio.transform import from_origin
+from rasterio.warp import Resampling, reproject
+from scipy import ndimage
 
 EUROPE = {"crs": "EPSG:3035", "bounds": [2500000, 1350000, 7500000, 5500000], "resolution": 50000}
 MOLLWEIDE = {"crs": "ESRI:54009", "width": 720}
@@ -137,9 +138,13 @@ def test_dem_pixels_match_gdal_warp_away_from_nodata(dem_run, name):
     # The same pixels have data, but for a rim one pixel wide along nodata edges and the globe's outline.
     differ = np.isfinite(ours) != np.isfinite(gdal)
     assert differ.sum() <= 0.03 * both.sum()
-    # Relief up to 2000 m: within 1 m on average, 1 % of the range at most anywhere both have data.
-    error = np.abs(ours[both] - gdal[both])
-    assert error.mean() < 1.0 and error.max() < 20.0
+    # Relief up to 2000 m: within 1 m on average, 0.25 % of the range at most, two pixels or more from
+    # nodata and the domain's edge. Along the edge GDAL does not read across the antimeridian; the
+    # workflow does, as the source wraps (differences up to 25 m at the edge of Mollweide's ellipse).
+    inner = ndimage.binary_erosion(both, np.ones((5, 5), bool))
+    error = np.abs(ours[inner] - gdal[inner])
+    assert inner.sum() > 0.8 * both.sum()
+    assert error.mean() < 1.0 and error.max() < 5.0
     # Nodata never bleeds: no pixel near the -9999 block is below the relief's minimum.
     assert np.nanmin(ours) >= -1e-3
 
@@ -202,7 +207,10 @@ def test_average_downsampling_gives_the_flat_mean_where_bilinear_aliases(tmp_pat
         nodata=None,
     ) as dst:
         dst.write(checker[None])
-    coarse = {"crs": "EPSG:3857", "bounds": [0, 0, size * 100, size * 100], "resolution": 800}
+    # Output pixels of 8 x 8 source pixels, shifted by half a source pixel: each bilinear sample lands on one
+    # source pixel, 0 or 255, while each average covers the checkerboard's mean (the outer rows and columns
+    # reach half a pixel past the source, so they are left out below).
+    coarse = {"crs": "EPSG:3857", "bounds": [50, 50, size * 100 + 50, size * 100 + 50], "resolution": 800}
     results = {}
     for method in ("average", "bilinear"):
         folder = workdir / method
@@ -215,10 +223,11 @@ def test_average_downsampling_gives_the_flat_mean_where_bilinear_aliases(tmp_pat
         with rasterio.open(folder / "results/maps/checker/coarse.tif") as out:
             results[method] = out.read(1).astype(np.float32)
     assert results["average"].shape == (64, 64)
-    assert np.abs(results["average"] - 127.5).max() <= 1
-    assert np.abs(results["bilinear"] - 127.5).max() > 60  # aliasing: whole pixels of one colour
+    inner = (slice(1, -1), slice(1, -1))
+    assert np.abs(results["average"][inner] - 127.5).max() <= 1
+    assert np.abs(results["bilinear"][inner] - 127.5).min() > 100  # aliasing: every pixel 0 or 255
     gdal = gdal_warp(workdir / "checker.tif", workdir / "average/results/maps/checker/coarse.tif", Resampling.average)
-    assert np.abs(results["average"] - gdal[0]).max() <= 1
+    assert np.abs(results["average"][inner] - gdal[0][inner]).max() <= 1
 
 
 def test_editing_a_crs_projection_reruns_only_its_jobs(dem_run):
@@ -261,5 +270,5 @@ def test_bad_gis_config_fails_before_any_job_naming_the_key(dem_run, tmp_path, c
         config["reprojection"] = {"format": "tif", **change["reprojection"]}
     code, output = run_snakemake(workdir, config)
     assert code != 0
-    assert __import__("re").search(words, output), output[-2000:]
+    assert re.search(words, output), output[-2000:]
     assert not (workdir / "results" / "maps").exists()

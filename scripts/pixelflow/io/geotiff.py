@@ -461,6 +461,43 @@ def write_geotiff(
             rasterio.shutil.copy(source, str(temporary), driver=driver, **options)
 
 
+def georeference_tiff(path, crs: str, transform: tuple, *, nodata: float | None = None) -> None:
+    """Embed a coordinate system, a transform and a nodata value in an existing TIFF, in place.
+
+    GDAL opens the file for update and writes the GeoTIFF tags (and
+    ``GDAL_NODATA``); the pixel data stay where they are, so a large
+    uncompressed file filled in place (:func:`pixelflow.io.tiff.create_tiff`)
+    becomes a GeoTIFF without being copied.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TIFF, not yet in its final place (the caller renames it).
+    crs : str
+        The coordinate system, as PROJ reads it.
+    transform : sequence of float
+        GDAL-order affine transform.
+    nodata : float, optional
+        The value of pixels without data.
+
+    Raises
+    ------
+    ValueError
+        For a coordinate system PROJ cannot read, or a transform that is not 6 finite numbers.
+    """
+    parsed_crs = _parse_crs(crs)
+    values = tuple(float(value) for value in transform)
+    if len(values) != 6 or not all(math.isfinite(value) for value in values):
+        raise ValueError(f"transform must be 6 finite numbers in GDAL's order, not {transform!r}")
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(str(path), "r+") as dataset:
+            dataset.crs = RasterioCRS.from_wkt(parsed_crs.to_wkt())
+            dataset.transform = Affine.from_gdal(*values)
+            if nodata is not None:
+                dataset.nodata = float(nodata)
+
+
 def write_prj(path, crs: str) -> None:
     """Write a coordinate system as a ``.prj`` file (ESRI-flavoured WKT1), atomically.
 

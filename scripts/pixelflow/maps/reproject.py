@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelflow.atomic import partial_name
+from pixelflow.atomic import atomic_file, partial_name
 from pixelflow.errors import ImageError, WorkerError
 from pixelflow.formats import format_of_path
-from pixelflow.io.geotiff import raster_info, read_raster, write_geotiff
+from pixelflow.io.geotiff import georeference_tiff, raster_info, read_raster, write_geotiff
 from pixelflow.io.headers import image_size
 from pixelflow.io.images import read_image, write_image
-from pixelflow.io.tiff import uncompressed_layout
+from pixelflow.io.tiff import create_tiff, uncompressed_layout
 from pixelflow.maps import projections
 from pixelflow.maps.georef import SourceGeometry, raster_geometry, source_geometry
 from pixelflow.maps.inverse_cache import InverseMapFile, inverse_spec
@@ -134,12 +134,11 @@ class TileRenderer:
             write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
             return exact
         valid = None
-        if self.alpha:
-            mx, my = coords[..., 0], coords[..., 1]
-            valid = (my >= -0.5) & (my <= geometry.height - 0.5)
-            if not geometry.wraps:
-                valid &= (mx >= -0.5) & (mx <= geometry.width - 0.5)
-            coords[~valid] = INVALID
+        if self.alpha:  # 1 where the coordinates lie on the map (not NaN), else 0
+            columns = (-np.inf, np.inf) if geometry.wraps else (-0.5, geometry.width - 0.5)
+            rows = (-0.5, geometry.height - 0.5)
+            valid = cv2.inRange(coords, (columns[0], rows[0]), (columns[1], rows[1])) >> 7
+            np.copyto(coords, INVALID, where=(valid == 0)[..., None])
         if self.pad:
             coords[..., 1] += self.pad
         else:  # no rows across the poles: stay on the map (bilinear never reaches past a clamped row)
@@ -158,10 +157,13 @@ class TileRenderer:
             remap(source, coords, *resample, dst=target)
         else:  # add an alpha channel; grey becomes RGB
             pixels = remap(source, coords, *resample)
-            fill_alpha(target, pixels)
+            if channels in (1, 3):
+                cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGBA if channels == 1 else cv2.COLOR_RGB2RGBA, dst=target)
+            else:
+                fill_alpha(target, pixels)
         del coords
-        if valid is not None:
-            target[~valid] = 0
+        if valid is not None:  # no source: 0 in every channel, alpha included
+            np.multiply(target, valid[..., None], out=target, casting="unsafe")
         write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
         return exact
 
@@ -521,14 +523,17 @@ def reproject_file(
     limit_native_threads(1)  # each of the job's threads runs OpenCV on its own tile
     clock = time.perf_counter()
     valid = nodata = None
+    # Bilinear and nearest reach one pixel at most: rows clamped at the poles
+    # suffice, so an uncompressed TIFF can be used where it lies, unread.
+    in_place = interpolation in ("nearest", "bilinear")
     if "crs" in geometry_spec:
-        source, valid, nodata, geometry = load_georeferenced(source_path, geometry_spec, pad, pixel_limit)
+        source, mapped, valid, nodata, geometry = load_georeferenced(
+            source_path, geometry_spec, pad, pixel_limit, in_place
+        )
     else:
-        # Bilinear and nearest reach one pixel at most: rows clamped at the poles
-        # suffice, so an uncompressed TIFF can be used where it lies, unread.
-        source, mapped = load_source(source_path, pad, pixel_limit, in_place=interpolation in ("nearest", "bilinear"))
-        if mapped:
-            pad = 0
+        source, mapped = load_source(source_path, pad, pixel_limit, in_place)
+    if mapped:
+        pad = 0
     _note(log, "read %s: %s %s in %.3f s", source_path, source.shape, source.dtype, clock)
     source_height, source_width = source.shape[0] - 2 * pad, source.shape[1]
     if "crs" not in geometry_spec:
@@ -577,9 +582,18 @@ def reproject_file(
 
     inverse = None
     scratch_output = partial_name(output_path)  # raw pixels, before encoding
+    alpha_band = channels > source.shape[2] or (source_alpha and channels == 4)
+    in_place = fmt == "tiff" and compression == "none" and not cog and (channels in (1, 3) or alpha_band)
     try:
         if inverse_path is not None:  # checked before anything is written
             inverse = open_inverse_map(inverse_path, mapping, f"{source_path} -> {output_path}")
+        if in_place:  # an uncompressed GeoTIFF: the tiles go straight into the file, GDAL adds the tags
+            with atomic_file(output_path) as temporary:
+                exact = render(temporary, create_tiff(temporary, height, width, channels, source.dtype))
+                clock = time.perf_counter()
+                georeference_tiff(temporary, target_crs, transform, nodata=nodata)
+            _note(log, "georeferenced the TIFF in %.3f s", clock)
+            return _facts(width, height, channels, transform, target_crs, nodata, exact, tiles, source, pad)
         with open(scratch_output, "wb") as file:
             file.truncate(data_bytes)
         exact = render(scratch_output, 0)
@@ -592,7 +606,7 @@ def reproject_file(
                 target_crs,
                 transform,
                 nodata=nodata,
-                alpha=channels > source.shape[2] or (source_alpha and channels == 4),
+                alpha=alpha_band,
                 compression=compression,
                 cog=cog,
                 threads=threads,
@@ -607,21 +621,30 @@ def reproject_file(
             inverse.close()
         if os.path.exists(scratch_output):
             os.unlink(scratch_output)
+    return _facts(width, height, channels, transform, target_crs, nodata, exact, tiles, source, pad)
+
+
+def _facts(width, height, channels, transform, crs, nodata, exact, tiles, source, pad) -> dict:
     return {
         "width": width,
         "height": height,
         "channels": channels,
         "transform": transform,
-        "crs": target_crs,
+        "crs": crs,
         "nodata": nodata,
         "exact_pixels": exact,
         "tiles": len(tiles),
-        "source": (source_width, source_height, source.shape[2], str(source.dtype)),
+        "source": (source.shape[1], source.shape[0] - 2 * pad, source.shape[2], str(source.dtype)),
     }
 
 
-def load_georeferenced(path, spec: dict, pad: int, pixel_limit: int) -> tuple:
-    """Read a georeferenced source through GDAL into a padded array, with its valid pixels and nodata value.
+def load_georeferenced(path, spec: dict, pad: int, pixel_limit: int, in_place: bool = False) -> tuple:
+    """Read a georeferenced source into a padded array, with its valid pixels and nodata value.
+
+    A grey or RGB 8- or 16-bit file without nodata, mask or alpha that is an
+    uncompressed TIFF goes through :func:`load_source` (memory-mapped with
+    ``in_place``, else read straight into place); any other is read by GDAL
+    (:func:`pixelflow.io.geotiff.read_raster`).
 
     Parameters
     ----------
@@ -633,11 +656,15 @@ def load_georeferenced(path, spec: dict, pad: int, pixel_limit: int) -> tuple:
         Rows to leave above and below the map (:func:`pad_poles`).
     pixel_limit : int
         Largest pixel count (``reprojection.pixel_limit``), checked from the header.
+    in_place : bool
+        Memory-map an uncompressed TIFF rather than read it.
 
     Returns
     -------
     source : ndarray
         (rows + 2 pad, columns, bands) pixels of the file's type (float64 read as float32).
+    mapped : bool
+        True when ``source`` is a memory map of the file, without pad rows.
     valid : ndarray or None
         (rows + 2 pad, columns) bool, or None when every pixel holds data.
     nodata : float or None
@@ -656,18 +683,22 @@ def load_georeferenced(path, spec: dict, pad: int, pixel_limit: int) -> tuple:
         raise ImageError(
             f"{path}: {info.width}x{info.height} pixels is over the limit of {pixel_limit} (reprojection.pixel_limit)"
         )
+    geometry = raster_geometry(info.width, info.height, spec["transform"], spec["crs"], str(path))
     nodata = spec.get("nodata", info.nodata)
+    plain = nodata is None and not info.alpha and not info.mask and info.count in (1, 3)
+    if plain and info.dtype in ("uint8", "uint16") and uncompressed_layout(path) is not None:
+        buffer, mapped = load_source(path, pad, pixel_limit, in_place)
+        return buffer, mapped, None, None, geometry
     pixels, valid = read_raster(path, nodata=nodata, info=info)
     if pixels.dtype == np.float64:
         pixels = pixels.astype(np.float32)
-    geometry = raster_geometry(info.width, info.height, spec["transform"], spec["crs"], str(path))
     buffer = np.empty((info.height + 2 * pad, info.width, pixels.shape[2]), pixels.dtype)
     buffer[pad : pad + info.height] = pixels
     padded = None
     if valid is not None:
         padded = np.zeros((info.height + 2 * pad, info.width), bool)
         padded[pad : pad + info.height] = valid
-    return buffer, padded, None if nodata is None else float(nodata), geometry
+    return buffer, False, padded, None if nodata is None else float(nodata), geometry
 
 
 def open_inverse_map(path, mapping: Mapping, needed_by: str) -> InverseMapFile:
