@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,7 +250,9 @@ def georeference(crs: str, transform: tuple, width: int, height: int, nodata: fl
     from pyproj import CRS
 
     system = CRS.from_user_input(crs)
-    proj = crs if crs.lstrip().startswith("+") else system.to_proj4()
+    with warnings.catch_warnings():  # the JSON says so: a PROJ string can lose detail of a WKT definition
+        warnings.simplefilter("ignore", UserWarning)
+        proj = crs if crs.lstrip().startswith("+") else system.to_proj4()
     if nodata is not None and math.isnan(nodata):
         nodata = "nan"
     return {

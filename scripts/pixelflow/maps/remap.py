@@ -20,6 +20,15 @@ import cv2
 import numpy as np
 
 REMAP_LIMIT = 32767  # remap's largest source side, exclusive
+INVALID = -16000.0  # a map coordinate outside any source (fits remap's int16 maps)
+# OpenCV's kernels by their names in the config, and how many pixels each reaches from its centre.
+METHODS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}
 BLOCK_PIXELS = 1 << 16  # output pixels per remap call when gathering blocks
 INTER_BITS = 5  # OpenCV's fixed-point fraction: 1/32 pixel
 
@@ -72,7 +81,7 @@ def remap(source, coords, method: int, border: int, reach: int, nearest: bool, i
         ``cv2.BORDER_WRAP`` (the source wraps in longitude) or ``cv2.BORDER_REPLICATE``.
     reach : int
         How far the kernel reads past the pixel below a coordinate
-        (:data:`pixelflow.maps.reproject.KERNEL_REACH`).
+        (:data:`KERNEL_REACH`).
     nearest : bool
         Whether ``method`` is nearest-neighbour.
     invalid : float

@@ -41,14 +41,13 @@ from pixelflow.maps import projections
 from pixelflow.maps.georef import SourceGeometry, raster_geometry, source_geometry
 from pixelflow.maps.inverse_cache import InverseMapFile, inverse_spec
 from pixelflow.maps.inverse_map import MAX_TILE, Mapping, column_ranges, interpolated_coordinates
-from pixelflow.maps.remap import remap
+from pixelflow.maps.remap import INVALID, KERNEL_REACH, METHODS, remap
+from pixelflow.maps.resample import RESAMPLINGS, resample
 from pixelflow.runner import limit_native_threads
 
-INTERPOLATIONS = ("nearest", "bilinear", "cubic", "lanczos", "average")
-KERNEL_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4, "average": 1}
+INTERPOLATIONS = RESAMPLINGS
 TILE_PIXELS = 1 << 21  # about 2 Mpx per tile keeps each thread's maps near 30 MB
 MIN_BANDS = 8
-INVALID = -16000.0  # a map coordinate that is outside any source (fits remap's int16 maps)
 
 
 @dataclass
@@ -138,17 +137,15 @@ class TileRenderer:
             columns = (-np.inf, np.inf) if geometry.wraps else (-0.5, geometry.width - 0.5)
             rows = (-0.5, geometry.height - 0.5)
             valid = cv2.inRange(coords, (columns[0], rows[0]), (columns[1], rows[1])) >> 7
-            np.copyto(coords, INVALID, where=(valid == 0)[..., None])
+            if cv2.countNonZero(valid) == valid.size:  # the whole tile has a source
+                valid = None
+            else:
+                np.copyto(coords, INVALID, where=(valid == 0)[..., None])
         if self.pad:
             coords[..., 1] += self.pad
         else:  # no rows across the poles: stay on the map (bilinear never reaches past a clamped row)
             np.clip(coords[..., 1], 0, geometry.height - 1, out=coords[..., 1])
-        method = {
-            "nearest": cv2.INTER_NEAREST,
-            "bilinear": cv2.INTER_LINEAR,
-            "cubic": cv2.INTER_CUBIC,
-            "lanczos": cv2.INTER_LANCZOS4,
-        }[self.interpolation]
+        method = METHODS[self.interpolation]
         border = cv2.BORDER_WRAP if geometry.wraps else cv2.BORDER_REPLICATE
         channels = source.shape[2]
         target = self._tile_buffer((row1 - row0, col1 - col0, self.output_channels))
@@ -169,8 +166,6 @@ class TileRenderer:
 
     def _resampled(self, coords: np.ndarray) -> np.ndarray:
         """A tile through :func:`pixelflow.maps.resample.resample`: valid source pixels only, averaging too."""
-        from pixelflow.maps.resample import resample
-
         coords[..., 1] += self.pad
         pixels, valid = resample(
             self.source, coords, self.interpolation, valid=self.valid, wraps=self.mapping.geometry.wraps
@@ -519,7 +514,7 @@ def reproject_file(
     if compression is None:
         compression = 3 if fmt == "png" else "deflate" if cog else "none"
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    pad = KERNEL_REACH[interpolation] + 1
+    pad = KERNEL_REACH.get(interpolation, 1) + 1  # average reads within its footprint, clamped at the poles
     limit_native_threads(1)  # each of the job's threads runs OpenCV on its own tile
     clock = time.perf_counter()
     valid = nodata = None

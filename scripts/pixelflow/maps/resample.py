@@ -43,21 +43,13 @@ one, where GDAL takes the one after.
 import cv2
 import numpy as np
 
-from pixelflow.maps.remap import INTER_BITS, fixed_point_maps, remap
+from pixelflow.maps.remap import INTER_BITS, INVALID, KERNEL_REACH, METHODS, fixed_point_maps, remap
 
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "lanczos", "average")
 WEIGHT_THRESHOLD = 1e-5  # the smallest valid kernel weight that makes an output pixel
 AREA_THRESHOLD = 1e-6  # the smallest valid footprint area, in source pixels, that makes an output pixel
 DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 
-_METHODS = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "cubic": cv2.INTER_CUBIC,
-    "lanczos": cv2.INTER_LANCZOS4,
-}
-_REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}  # pixelflow.maps.reproject.KERNEL_REACH
-_INVALID = -16000.0  # the coordinate given to remap for pixels without a source
 _CROP_COST = 4  # a window costs about this many times less per pixel than a looked-up kernel pixel
 _RENORMALISE_PIXELS = 1 << 14  # output pixels renormalised per remap call
 _BLOCKS_PER_ROW = 128  # kernel blocks side by side in the image a renormalising remap reads
@@ -170,7 +162,7 @@ def _inside(coords: np.ndarray, height: int, width: int, wraps: bool) -> np.ndar
 
 def _working_coords(coords: np.ndarray, inside: np.ndarray, width: int, wraps: bool) -> tuple:
     """``(work, copied)``: ``coords`` as remap takes them, columns wrapped into the source, no-source pixels at
-    ``_INVALID``; and whether that is a copy (else ``coords`` itself, which needed no change).
+    ``INVALID``; and whether that is a copy (else ``coords`` itself, which needed no change).
 
     Wrapping subtracts whole multiples of the width, which float32 does exactly,
     so the kernels' weights do not change.
@@ -183,7 +175,7 @@ def _working_coords(coords: np.ndarray, inside: np.ndarray, width: int, wraps: b
     if stray is not None and stray.any():
         turns = np.floor((column[stray] + np.float32(0.5)) / np.float32(width))
         work[..., 0][stray] = column[stray] - turns * np.float32(width)
-    work[~inside] = _INVALID
+    work[~inside] = INVALID
     return work, True
 
 
@@ -210,10 +202,10 @@ def _interpolate(source, coords, interpolation, valid, wraps, inside):
     """
     height, width, channels = source.shape
     nearest = interpolation == "nearest"
-    reach = _REACH[interpolation]
+    reach = KERNEL_REACH[interpolation]
     work, copied = _working_coords(coords, inside, width, wraps)
     border = cv2.BORDER_WRAP if wraps else cv2.BORDER_REPLICATE
-    pixels = remap(source, work, _METHODS[interpolation], border, reach, nearest, _INVALID)
+    pixels = remap(source, work, METHODS[interpolation], border, reach, nearest, INVALID)
     if valid is None and source.dtype.kind != "f":
         return pixels, inside
     margin = reach + 1  # past the pixel below a coordinate: covers OpenCV's fixed-point rounding up
@@ -285,15 +277,13 @@ def _local_coords(work, copied, inside, row0, column0, first, width, wraps):
         turns = _local_columns(first, column0, width, True) - (first - column0)
         local[..., 0][inside] += turns.astype(np.float32)
     if not inside.all():
-        local[~inside] = _INVALID
+        local[~inside] = INVALID
     return local
 
 
 def _sample(image, local, method):
     """``image`` (rows, columns) remapped at ``local`` by ``method``: (h, w)."""
-    return remap(image[..., None], local, method, cv2.BORDER_REPLICATE, 1, method == cv2.INTER_NEAREST, _INVALID)[
-        ..., 0
-    ]
+    return remap(image[..., None], local, method, cv2.BORDER_REPLICATE, 1, method == cv2.INTER_NEAREST, INVALID)[..., 0]
 
 
 def _looked_up_validity(source, valid, wraps, work, inside, reach, nearest):
@@ -331,7 +321,7 @@ def _renormalised(source, valid, wraps, interpolation, first_row, first_column, 
     OpenCV's weights, applied to values and validity alike.
     """
     height, width, channels = source.shape
-    reach = _REACH[interpolation]
+    reach = KERNEL_REACH[interpolation]
     side = 2 * reach
     offsets = np.arange(side)
     count = first_row.size
@@ -365,11 +355,11 @@ def _renormalised(source, valid, wraps, interpolation, first_row, first_column, 
                 remap(
                     np.ascontiguousarray(image[..., first : first + 4]),
                     local,
-                    _METHODS[interpolation],
+                    METHODS[interpolation],
                     cv2.BORDER_REPLICATE,
                     reach,
                     False,
-                    _INVALID,
+                    INVALID,
                 )
                 for first in range(0, channels + 1, 4)  # OpenCV's lanczos takes 4 channels at most
             ],

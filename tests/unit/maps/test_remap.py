@@ -4,18 +4,10 @@ import cv2
 import numpy as np
 import pytest
 from pixelflow.maps import remap as remap_module
-from pixelflow.maps.remap import fixed_point_maps, remap
+from pixelflow.maps.remap import INVALID, METHODS, fixed_point_maps, remap
+from pixelflow.maps.remap import KERNEL_REACH as REACH
 
 from .test_reproject import run, smooth_world
-
-METHODS = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "cubic": cv2.INTER_CUBIC,
-    "lanczos": cv2.INTER_LANCZOS4,
-}
-REACH = {"nearest": 1, "bilinear": 1, "cubic": 2, "lanczos": 4}
-INVALID = -16000.0
 
 
 @pytest.mark.parametrize("nearest", [False, True])
