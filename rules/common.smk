@@ -79,6 +79,11 @@ def shard_threads(name):
     )
 
 
+def map_threads(wildcards, plan):
+    """Threads of a reprojection job (planning/maps.py: job_threads)."""
+    return maps_plan.job_threads(config, wildcards.projection, wildcards.map, plan)
+
+
 def names_pattern(names):
     """A wildcard pattern matching exactly the given names (none when there are none)."""
     return "|".join(re.escape(name) for name in names) or "(?!)"

@@ -8,11 +8,6 @@ MAPS_PLAN = maps_plan.plan_maps(config, WORKDIR)
 MAP_INVERSE_KEYS, MAP_INVERSE_SPECS = maps_plan.plan_inverses(config, WORKDIR)
 
 
-def map_threads(wildcards):
-    """Threads of a reprojection job (planning/maps.py: job_threads)."""
-    return maps_plan.job_threads(config, wildcards.projection, wildcards.map, MAPS_PLAN)
-
-
 wildcard_constraints:
     map=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     projection=r"[A-Za-z0-9][A-Za-z0-9_-]*",
@@ -69,7 +64,7 @@ rule map_reproject:
         "results/benchmarks/maps/{map}/{projection}.tsv"
     conda:
         "../envs/pixelflow.yaml"
-    threads: map_threads
+    threads: lambda wildcards: map_threads(wildcards, MAPS_PLAN)
     resources:
         mem_mb=lambda wildcards, attempt: maps_plan.job_mem_mb(
             config, wildcards.map, wildcards.projection, attempt, MAPS_PLAN

@@ -260,6 +260,9 @@ def test_editing_a_crs_projection_reruns_only_its_jobs(dem_run):
             r"config key projections\.p.*pixel_limit",
         ),
         ({"reprojection": {"format": "tif", "compression": 6}}, r"config key reprojection\.compression"),
+        # A whole-globe source has the south pole at infinity in north polar stereographic: give bounds.
+        ({"projections": {"p": {"crs": "EPSG:3413", "resolution": 1000}}}, r"config key projections\.p.*bounds"),
+        ({"reprojection": {"format": "tif", "pixel_limit": 1000}}, r"config key maps\.dem\.path: 360x180 pixels"),
     ],
 )
 def test_bad_gis_config_fails_before_any_job_naming_the_key(dem_run, tmp_path, change, words):

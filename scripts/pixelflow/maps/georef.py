@@ -155,7 +155,8 @@ def source_geometry(spec: dict, width: int, height: int, where: str = "map") -> 
             if width != 2 * height:
                 raise GeometryError(
                     f"{where}: an equirectangular map without bounds must be 2:1 (360 x 180 degrees), "
-                    f"but it is {width}x{height} pixels; give bounds [west, south, east, north]"
+                    f"but it is {width}x{height} pixels; give bounds [west, south, east, north], or georeference "
+                    "the file (GeoTIFF tags, or a world file and a .prj)"
                 )
             bounds = (-180.0, -90.0, 180.0, 90.0)
     elif kind == "mercator":

@@ -216,7 +216,7 @@ def georeferencing(spec: dict, path: Path, where: list) -> dict | None:
     return source
 
 
-def check_map(name: str, spec: dict, workdir) -> None:
+def check_map(name: str, spec: dict, workdir, pixel_limit: int | None = None) -> None:
     """Check one map entry: a usable name, an existing file, sensible bounds.
 
     Parameters
@@ -245,6 +245,12 @@ def check_map(name: str, spec: dict, workdir) -> None:
     source = georeferencing(spec, path, where)
     if source is not None:
         from pixelflow.maps.georef import GeometryError, raster_geometry
+
+        if pixel_limit is not None and source["width"] * source["height"] > pixel_limit:
+            raise ConfigError(
+                f"config key {key_path(where + ['path'])}: {source['width']}x{source['height']} pixels is over "
+                f"reprojection.pixel_limit ({pixel_limit})"
+            )
 
         try:
             raster_geometry(source["width"], source["height"], source["transform"], source["crs"], spec["path"])
@@ -297,7 +303,7 @@ def check_config(config: dict, workdir) -> None:
     limit = config["reprojection"]["pixel_limit"]
     check_settings(config["reprojection"])
     for name, spec in config["maps"].items():
-        check_map(name, spec, workdir)
+        check_map(name, spec, workdir, limit)
     for name, spec in config["projections"].items():
         check_projection(name, spec, limit)
     plan_maps(config, workdir)
