@@ -21,6 +21,14 @@ MOLLWEIDE = {"crs": "ESRI:54009", "width": 720}
 # warper use outputs at least as fine as the source.
 
 
+def write_raster(path, bands: np.ndarray, crs: str, transform, nodata=None) -> None:
+    """A GeoTIFF of ``bands`` (count, height, width), written by GDAL through rasterio."""
+    count, height, width = bands.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": bands.dtype.name}
+    with rasterio.open(path, "w", crs=crs, transform=transform, nodata=nodata, **profile) as dst:
+        dst.write(bands)
+
+
 def write_dem(path, width=360, height=180):
     """A float32 global DEM in EPSG:4326 (smooth relief in metres), NaN over a block and -9999 over another."""
     lon = np.linspace(-180, 180, width, endpoint=False) + 180 / width
@@ -29,19 +37,7 @@ def write_dem(path, width=360, height=180):
     relief = relief.astype(np.float32)
     relief[20:30, 40:60] = np.nan
     relief[100:110, 200:230] = -9999
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=1,
-        dtype="float32",
-        crs="EPSG:4326",
-        transform=from_origin(-180, 90, 360 / width, 180 / height),
-        nodata=-9999,
-    ) as dst:
-        dst.write(relief[None])
+    write_raster(path, relief[None], "EPSG:4326", from_origin(-180, 90, 360 / width, 180 / height), nodata=-9999)
     return relief
 
 
@@ -53,18 +49,7 @@ def write_utm_photo(path, size=200):
     for band in range(3):
         b = smooth[band]
         pixels[band] = np.round(255 * (b - b.min()) / (b.max() - b.min()))
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=3,
-        dtype="uint8",
-        crs="EPSG:32632",
-        transform=from_origin(400000, 5400000, 1000, 1000),
-    ) as dst:
-        dst.write(pixels)
+    write_raster(path, pixels, "EPSG:32632", from_origin(400000, 5400000, 1000, 1000))
     return pixels
 
 
@@ -194,19 +179,7 @@ def test_average_downsampling_gives_the_flat_mean_where_bilinear_aliases(tmp_pat
     workdir = tmp_path
     size = 512
     checker = ((np.indices((size, size)).sum(axis=0) % 2) * 255).astype(np.uint8)
-    with rasterio.open(
-        workdir / "checker.tif",
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:3857",
-        transform=from_origin(0, size * 100, 100, 100),
-        nodata=None,
-    ) as dst:
-        dst.write(checker[None])
+    write_raster(workdir / "checker.tif", checker[None], "EPSG:3857", from_origin(0, size * 100, 100, 100))
     # Output pixels of 8 x 8 source pixels, shifted by half a source pixel: each bilinear sample lands on one
     # source pixel, 0 or 255, while each average covers the checkerboard's mean (the outer rows and columns
     # reach half a pixel past the source, so they are left out below).
