@@ -154,7 +154,7 @@ class TileRenderer:
             remap(source, coords, *resample, dst=target)
         else:  # add an alpha channel; grey becomes RGB
             pixels = remap(source, coords, *resample)
-            if channels in (1, 3):
+            if channels in (1, 3) and source.dtype in (np.uint8, np.uint16):
                 cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGBA if channels == 1 else cv2.COLOR_RGB2RGBA, dst=target)
             else:
                 fill_alpha(target, pixels)
@@ -486,7 +486,7 @@ def reproject_file(
     ------
     ValueError
         For an output that is not .png or .tif, an unknown interpolation, a
-        float source written as PNG; with ``inverse_path``, for an error threshold of 0.
+        float or signed source written as PNG; with ``inverse_path``, for an error threshold of 0.
     ProjectionError
         For an unknown projection kind, or an output size that is not positive.
     ImageError
@@ -534,7 +534,7 @@ def reproject_file(
     if "crs" not in geometry_spec:
         geometry = source_geometry(geometry_spec, source_width, source_height, str(source_path))
     floating = source.dtype.kind == "f"
-    if floating and fmt == "png":
+    if fmt == "png" and source.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{source_path}: {source.dtype} pixels cannot be written as PNG; use format tif or cog")
     if floating and nodata is None:
         nodata = math.nan

@@ -114,3 +114,20 @@ def test_tif_in_place_compressed_cog_and_png_hold_the_same_pixels_and_georeferen
     assert reference.shape == (83, 100, 4)
     for name, pixels in outputs.items():
         assert np.array_equal(pixels, reference), name
+
+
+def test_a_signed_16_bit_source_becomes_a_geotiff_with_alpha_and_is_refused_as_png(tmp_path):
+    source = (np.arange(180 * 360, dtype=np.int32).reshape(180, 360) % 2000 - 500).astype(np.int16)
+    write_geotiff(tmp_path / "signed.tif", source, "EPSG:4326", WGS84_GLOBAL, compression="none")
+    info = raster_info(tmp_path / "signed.tif")
+    spec = {"crs": info.crs, "transform": list(info.transform)}
+    transform, width, height = target_grid(None, bounds=(2500000, 1350000, 7500000, 5500000), resolution=50000)
+    grid = {"crs": "EPSG:3035", "transform": list(transform), "width": width, "height": height}
+    facts = reproject_file(tmp_path / "signed.tif", tmp_path / "out.tif", spec, {"crs": "EPSG:3035"}, grid=grid)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        pixels = out.read()
+    assert facts["channels"] == 4 and pixels.dtype == np.int16
+    assert pixels[:3].min() >= -500 and pixels[:3].max() <= 1499 and (pixels[:3] < 0).any()
+    with pytest.raises(ValueError, match="int16 pixels cannot be written as PNG"):
+        reproject_file(tmp_path / "signed.tif", tmp_path / "out.png", spec, {"crs": "EPSG:3035"}, grid=grid)
+    assert not (tmp_path / "out.png").exists()
