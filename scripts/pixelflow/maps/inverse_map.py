@@ -1,14 +1,21 @@
 """The inverse pixel mapping of a reprojection: exact values on an error-checked coarse grid, interpolated.
 
 For every output pixel the source pixel it comes from is found by the
-projection's closed-form inverse. Doing that exactly for every pixel costs
-more than the resampling itself, so the exact inverse (in float32) is evaluated
-on a grid every ``grid_step`` pixels and interpolated bilinearly
+projection's inverse: its closed form (float32, SIMD-fast) for a preset
+projection of a geographic source, else PROJ (float64). Doing that exactly for
+every pixel costs more than the resampling itself, so the exact inverse is
+evaluated on a grid every ``grid_step`` pixels and interpolated bilinearly
 (``cv2.resize``). Each cell's interpolation error is measured against the
 exact inverse at the cell's centre and edge midpoints, where a bilinear
-interpolant's error from the quadratic part of the map peaks; a cell that
-misses half the threshold gets a grid four times finer, and a fine cell that
-still misses is computed exactly, pixel by pixel. Threshold 0 computes every
+interpolant's error from the quadratic part of the map peaks.
+
+A cell that misses half the threshold is computed row by row, as GDAL's
+approximate transformer does (:func:`line_segments`): each pixel row of the
+cell a straight line between exact ends, checked a quarter and three quarters
+of the way along and halved where it misses, down to four pixels, which are
+computed exactly. Along a row most projections bend gently, and
+pseudocylindrical ones (Mollweide) not at all, so a row costs four exact
+points where the grid fails near Mollweide's poles. Threshold 0 computes every
 pixel exactly.
 
 The output is worked on in tiles whose first row is a multiple of
@@ -238,8 +245,7 @@ def tile_grid(task: Mapping, row0: int, row1: int, col0: int, col1: int) -> Tile
     nodes, offset by ``step`` pixels; cell (i, j) lies between nodes i, i + 1
     and j, j + 1. The nodes are computed in float32. A cell misses when its
     error (:func:`cell_errors`) is over ``threshold * CHECK_MARGIN``; it is
-    then refined by :func:`refine_cells` in float64, on a grid every
-    ``step // 4`` pixels, or every pixel when ``step`` is not a multiple of 4.
+    then refined row by row by :func:`refine_cells`, in float64.
 
     Parameters
     ----------
@@ -278,8 +284,7 @@ def tile_grid(task: Mapping, row0: int, row1: int, col0: int, col1: int) -> Tile
     bad_cells = np.argwhere(error > limit)
     if len(bad_cells) == 0:
         return TileGrid(nodes, bad_cells, np.empty((0, step, step, 2), np.float32), np.empty(0, np.int32))
-    fine = step // 4 if step % 4 == 0 else 1
-    values, counts = refine_cells(task, bad_cells, step, fine, row0, col0, limit, period, exact_double)
+    values, counts = refine_cells(bad_cells, step, row0, col0, limit, period, exact_double)
     return TileGrid(nodes, bad_cells, values, counts)
 
 
@@ -288,19 +293,15 @@ def _check_step(step: int) -> None:
         raise ValueError(f"grid step {step} must be even")
 
 
-def refine_cells(task, cells, step, fine, row0, col0, limit, period, exact):
-    """Pixels of coarse ``cells`` by a grid every ``fine`` pixels inside each, exact where that misses.
+def refine_cells(cells, step, row0, col0, limit, period, exact):
+    """Pixels of coarse ``cells``, row by row (:func:`line_segments`): each pixel row of a cell is one segment at first.
 
     Parameters
     ----------
-    task : Mapping
-        The output's mapping (not read: ``exact`` gives the coordinates).
     cells : ndarray
         (n, 2) (row, column) indices of coarse cells, relative to the tile (:func:`tile_grid`).
     step : int
         The coarse grid step in pixels.
-    fine : int
-        The fine grid step in pixels; it divides ``step``.
     row0, col0 : int
         The tile's first output row and column.
     limit : float
@@ -318,25 +319,112 @@ def refine_cells(task, cells, step, fine, row0, col0, limit, period, exact):
     counts : ndarray
         (n,) int32: pixels of each cell computed exactly.
     """
-    count = step // fine
-    first_y = cells[:, 0] * step - step // 2  # the first pixel row of each cell, tile-relative
-    first_x = cells[:, 1] * step - step // 2
-    offsets = -0.5 + fine * np.arange(count + 1)
-    node_y = (row0 + first_y[:, None] + offsets)[:, :, None]  # (n, count + 1, 1)
-    node_x = (col0 + first_x[:, None] + offsets)[:, None, :]  # (n, 1, count + 1)
-    nodes = np.stack(exact(node_y, node_x), axis=-1).astype(np.float32)  # (n, count + 1, count + 1, 2)
-    error = cell_errors(nodes, node_y[:, :-1] + fine / 2, node_x[:, :, :-1] + fine / 2, node_y, node_x, exact, period)
-    # Bilinear weights of the pixels inside a cell: pixel p lies in sub-cell p // fine.
-    pixel = np.arange(step)
-    sub = pixel // fine
-    t = ((pixel - sub * fine + 0.5) / fine).astype(np.float32)[:, None]
-    across = nodes[:, :, sub] * (1 - t) + nodes[:, :, sub + 1] * t  # (n, count + 1, step, 2)
-    values = across[:, sub] * (1 - t[:, :, None]) + across[:, sub + 1] * t[:, :, None]  # (n, step, step, 2)
-    bad = (error > limit)[:, sub][:, :, sub]  # (n, step, step)
-    cell, py, px = np.nonzero(bad)
-    if cell.size:
-        values[cell, py, px] = np.stack(exact(row0 + first_y[cell] + py, col0 + first_x[cell] + px), axis=-1)
-    return values, np.bincount(cell, minlength=len(cells)).astype(np.int32)
+    first_y = row0 + cells[:, 0] * step - step // 2  # the first output row and column of each cell
+    first_x = col0 + cells[:, 1] * step - step // 2
+    cell, row = np.divmod(np.arange(len(cells) * step), step)  # one segment per pixel row of each cell
+    y, x0 = first_y[cell] + row, first_x[cell]
+    ends = np.stack(exact(y[:, None], x0[:, None] - 0.5 + np.array([0, step])), axis=-1)  # (m, 2, 2)
+    values = straight_lines(ends, step)
+    exact_pixels = line_segments(values, ends, y, x0, limit, period, exact)
+    return values.reshape(len(cells), step, step, 2), exact_pixels.reshape(-1, step).sum(axis=1).astype(np.int32)
+
+
+def straight_lines(nodes: np.ndarray, length: int) -> np.ndarray:
+    """Rows of straight segments: ``nodes`` (rows, k + 1, 2) are their ends, ``length`` (even) pixels apart.
+
+    Pixel j of segment i lies ``(j + 0.5) / length`` of the way from node i to
+    node i + 1: ``cv2.resize`` interpolates linearly (in float32) with the
+    nodes ``length`` pixels apart and offset by half of that. A segment with a
+    NaN end gets finite values that mean nothing (NaN would leak into the next
+    row through resize's zero vertical weights); :func:`line_segments` replaces them.
+
+    Returns
+    -------
+    ndarray
+        (rows, k * length, 2) float32, C-contiguous.
+    """
+    import cv2
+
+    rows, count = nodes.shape[0], nodes.shape[1] - 1
+    nodes = cv2.patchNaNs(np.array(nodes, np.float32), 0.0)
+    resized = cv2.resize(nodes, ((count + 1) * length, rows), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(resized[:, length // 2 : length // 2 + count * length])
+
+
+def line_segments(values, ends, y, x0, limit, period, exact):
+    """Check the straight row segments in ``values`` and halve those that miss, until they do not.
+
+    Row i of ``values`` holds one segment: ``values.shape[1]`` pixels of
+    output row ``y[i]`` from column ``x0[i]``, filled with the straight line
+    between the exact values ``ends[i]`` at its two edges (:func:`straight_lines`).
+    The line is checked against the exact values a quarter and three quarters
+    of the way along (a bent row misses at both, an S-shaped one at one of
+    them). A segment that misses by more than ``limit``, or where one of the
+    four points has no source, is halved at its exactly computed midpoint and
+    each half checked the same way; a segment of four pixels or fewer (or of
+    an odd length) has its pixels computed exactly. A segment without a source at
+    any of its four points lies outside the projection's domain: its pixels
+    keep none (NaN).
+
+    Parameters
+    ----------
+    values : ndarray
+        (m, length, 2) float32 source (column, row), corrected in place
+        (where an end is NaN, the line's values are not read).
+    ends : ndarray
+        (m, 2, 2) exact source (column, row) at each segment's left and right edges.
+    y, x0 : ndarray
+        (m,) int: each segment's output row and first output column.
+    limit : float
+        Largest allowed miss in source pixels.
+    period : int
+        The source width on a wrapping map, else 0: columns then compare
+        modulo the width, and a segment across the seam misses by about half of it.
+    exact : callable
+        ``exact(y, x)`` gives the true source (column, row) at output positions, NaN where there is none.
+
+    Returns
+    -------
+    ndarray
+        (m,) int64: pixels of each row of ``values`` computed exactly.
+    """
+    length = values.shape[1]
+    index, start = np.arange(len(y)), np.zeros(len(y), np.int64)
+    exact_pixels = np.zeros(len(y), np.int64)
+    first_round = True
+    while index.size:
+        if length <= 4 or length % 2:
+            columns = np.arange(length)
+            truth = np.stack(exact(y[:, None], x0[:, None] + columns), axis=-1)
+            values[index[:, None], start[:, None] + columns] = truth
+            np.add.at(exact_pixels, index, length)
+            break
+        left, right = ends[:, 0], ends[:, 1]
+        quarters = np.stack(exact(y[:, None], x0[:, None] - 0.5 + length * np.array([0.25, 0.75])), axis=-1)
+        miss = np.zeros(index.shape)
+        for point, share in enumerate((0.25, 0.75)):
+            guess = left + (right - left) * share
+            miss = np.maximum(miss, _difference(quarters[:, point, 0], guess[:, 0], period))
+            miss = np.maximum(miss, np.abs(quarters[:, point, 1] - guess[:, 1]))
+        outside = np.isnan(ends[..., 0]).all(axis=1) & np.isnan(quarters[..., 0]).all(axis=1)
+        good = (miss <= limit) | outside  # a NaN miss is not good
+        if first_round:  # the lines are in place; a segment outside the domain has no source
+            values[index[outside]] = np.nan
+        elif good.any():
+            t = ((np.arange(length, dtype=np.float32) + 0.5) / length)[:, None]
+            first = left[good].astype(np.float32)[:, None]
+            line = first + (right[good].astype(np.float32)[:, None] - first) * t
+            values[index[good, None], start[good, None] + np.arange(length)] = line
+        first_round = False
+        keep = ~good
+        index, start, y, x0, ends = index[keep], start[keep], y[keep], x0[keep], ends[keep]
+        length //= 2
+        middle = np.stack(exact(y, x0 - 0.5 + length), axis=-1)  # (k, 2)
+        index, y = np.repeat(index, 2), np.repeat(y, 2)
+        start = np.stack([start, start + length], axis=1).reshape(-1)
+        x0 = np.stack([x0, x0 + length], axis=1).reshape(-1)
+        ends = np.stack([ends[:, 0], middle, middle, ends[:, 1]], axis=1).reshape(-1, 2, 2)
+    return exact_pixels
 
 
 def interpolated_coordinates(task: Mapping, row0: int, row1: int, col0: int, col1: int, grid: TileGrid | None = None):

@@ -46,7 +46,7 @@ from pixelflow.maps.resample import RESAMPLINGS, resample
 from pixelflow.runner import limit_native_threads
 
 INTERPOLATIONS = RESAMPLINGS
-TILE_PIXELS = 1 << 21  # about 2 Mpx per tile keeps each thread's maps near 30 MB
+TILE_PIXELS = 1 << 19  # about 0.5 Mpx per tile: a thread's coordinate maps (4 MB) stay in cache between passes
 MIN_BANDS = 8
 
 
@@ -132,15 +132,15 @@ class TileRenderer:
             target = self._resampled(coords)
             write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
             return exact
-        valid = None
-        if self.alpha:  # 1 where the coordinates lie on the map (not NaN), else 0
+        missing = None
+        if self.alpha:  # 255 where the coordinates lie off the map (or are NaN), else 0
             columns = (-np.inf, np.inf) if geometry.wraps else (-0.5, geometry.width - 0.5)
             rows = (-0.5, geometry.height - 0.5)
-            valid = cv2.inRange(coords, (columns[0], rows[0]), (columns[1], rows[1])) >> 7
-            if cv2.countNonZero(valid) == valid.size:  # the whole tile has a source
-                valid = None
-            else:
-                np.copyto(coords, INVALID, where=(valid == 0)[..., None])
+            missing = cv2.bitwise_not(cv2.inRange(coords, (columns[0], rows[0]), (columns[1], rows[1])))
+            if cv2.countNonZero(missing) == 0:  # the whole tile has a source
+                missing = None
+            else:  # remap reads something harmless there; those pixels are cleared below
+                cv2.patchNaNs(coords, INVALID)
         if self.pad:
             coords[..., 1] += self.pad
         else:  # no rows across the poles: stay on the map (bilinear never reaches past a clamped row)
@@ -159,8 +159,8 @@ class TileRenderer:
             else:
                 fill_alpha(target, pixels)
         del coords
-        if valid is not None:  # no source: 0 in every channel, alpha included
-            np.multiply(target, valid[..., None], out=target, casting="unsafe")
+        if missing is not None:  # no source: 0 in every channel, alpha included
+            cv2.subtract(target, target, dst=target, mask=missing)
         write_rows(self.output, self.output_offset, self.mapping.width, target, row0, col0)
         return exact
 

@@ -9,7 +9,13 @@ pyproj = pytest.importorskip("pyproj")
 
 from pixelflow.maps import projections  # noqa: E402
 from pixelflow.maps.georef import source_geometry, world_file_text  # noqa: E402
-from pixelflow.maps.inverse_map import exact_coordinates, interpolated_coordinates, mapping_task  # noqa: E402
+from pixelflow.maps.inverse_map import (  # noqa: E402
+    exact_coordinates,
+    interpolated_coordinates,
+    line_segments,
+    mapping_task,
+    straight_lines,
+)
 
 PROJECTIONS = {
     "equirectangular": {"kind": "equirectangular", "lon_0": 30.0},
@@ -165,3 +171,26 @@ def test_rotated_pole_moves_the_north_pole():
     projection = PROJECTIONS["rotated_pole"]
     x, y = projections.forward(projection, math.radians(-170.0), math.radians(40.0))
     assert y == pytest.approx(math.pi / 2 * projections.RADIUS)
+
+
+def test_row_segments_follow_a_bent_row_to_the_limit_and_stop_at_the_domain_edge():
+    # Source column: an S-bend around x = 100.3 (a line through a segment's ends and middle can miss it by
+    # pixels elsewhere) and a gentle curve; no source beyond x = 180.2. Source row: a parabola in x.
+    def exact(y, x):
+        y, x = np.broadcast_arrays(np.asarray(y, np.float64), np.asarray(x, np.float64))
+        column = 40 * np.arctan((x - 100.3) / 3) + 0.002 * (x - 50) ** 2 + y
+        row = 1e-3 * x**2 + 2 * y
+        off = x > 180.2
+        return np.where(off, np.nan, column), np.where(off, np.nan, row)
+
+    length, rows, limit = 64, np.arange(3), 0.05
+    x0 = np.arange(0, 256, length)
+    y, x0 = np.repeat(rows, len(x0)), np.tile(x0, len(rows))
+    ends = np.stack(exact(y[:, None], x0[:, None] - 0.5 + np.array([0, length])), axis=-1)
+    values = straight_lines(ends, length)
+    exact_pixels = line_segments(values, ends, y, x0, limit, 0, exact)
+    truth = np.stack(exact(y[:, None], x0[:, None] + np.arange(length)), axis=-1)
+    assert np.array_equal(np.isnan(values[..., 0]), np.isnan(truth[..., 0]))
+    miss = np.abs(values - truth)[~np.isnan(truth[..., 0])]
+    assert miss.max() <= 2 * limit  # the threshold: the check's limit is half of it (CHECK_MARGIN)
+    assert 0 < exact_pixels.sum() < values.shape[0] * length / 2  # lines did most of the work
