@@ -2,6 +2,17 @@
 
 MAP_IMAGE = maps_plan.image_suffix(config)
 MAP_WORLD_FILE = maps_plan.world_suffix(config)
+# The reprojected image first (it names the job), then, for a PNG, the .aux.xml GDAL (and so QGIS)
+# reads its coordinate system from; a GeoTIFF holds its own.
+MAP_IMAGE_OUTPUTS = {
+    "image": report(
+        f"results/maps/{{map}}/{{projection}}{MAP_IMAGE}",
+        caption="captions/maps_projection.rst",
+        category="Maps",
+        subcategory="{map}",
+    ),
+    **maps_plan.aux_output(config),
+}
 # What planning read of every map's file and the output grids of crs projections.
 MAPS_PLAN = maps_plan.plan_maps(config, WORKDIR)
 # {(map, projection): key} and {key: spec} of the cached inverse maps (none unless cache_inverse).
@@ -49,12 +60,7 @@ rule map_reproject:
         map=lambda wildcards: config["maps"][wildcards.map]["path"],
         code=core_modules("map_reproject.py"),
     output:
-        image=report(
-            f"results/maps/{{map}}/{{projection}}{MAP_IMAGE}",
-            caption="captions/maps_projection.rst",
-            category="Maps",
-            subcategory="{map}",
-        ),
+        **MAP_IMAGE_OUTPUTS,
         georef="results/maps/{map}/{projection}.json",
         world=f"results/maps/{{map}}/{{projection}}{MAP_WORLD_FILE}",
         prj="results/maps/{map}/{projection}.prj",

@@ -1,6 +1,6 @@
 """Reproject one map to one projection: the image, its JSON georeferencing, a world file and a .prj."""
 
-from pixelflow.io.geotiff import write_prj
+from pixelflow.io.geotiff import write_aux_xml, write_prj
 from pixelflow.joblog import job_log
 from pixelflow.maps.georef import write_georeference
 from pixelflow.maps.reproject import reproject_file
@@ -40,6 +40,8 @@ def main(job):
             facts["nodata"],
         )
         write_prj(job.output.prj, facts["crs"])
+        if job.output.get("aux"):  # a PNG: GDAL reads its coordinate system from here
+            write_aux_xml(job.output.aux, facts["crs"])
         log.info(
             "%dx%d, %d channel(s), %d of %d pixels mapped exactly",
             facts["width"],

@@ -134,7 +134,7 @@ def test_dem_pixels_match_gdal_warp_away_from_nodata(dem_run, name):
     assert np.nanmin(ours) >= -1e-3
 
 
-def test_a_projected_rgb_source_to_png_with_world_file_and_prj(tmp_path):
+def test_a_projected_rgb_source_to_png_with_world_file_prj_and_aux_xml(tmp_path):
     workdir = tmp_path
     write_utm_photo(workdir / "utm.tif")
     config = geo_config(
@@ -144,11 +144,12 @@ def test_a_projected_rgb_source_to_png_with_world_file_and_prj(tmp_path):
     )
     run_ok(workdir, config)
     folder = workdir / "results" / "maps" / "utm"
-    assert sorted(p.name for p in folder.iterdir()) == ["lonlat.json", "lonlat.pgw", "lonlat.png", "lonlat.prj"]
+    names = ["lonlat.json", "lonlat.pgw", "lonlat.png", "lonlat.png.aux.xml", "lonlat.prj"]
+    assert sorted(p.name for p in folder.iterdir()) == names
     assert CRS.from_user_input((folder / "lonlat.prj").read_text()).to_epsg() == 4326  # ESRI WKT, as .prj files hold
-    with rasterio.open(folder / "lonlat.png") as png:  # GDAL reads the world file beside it
+    with rasterio.open(folder / "lonlat.png") as png:  # GDAL reads the world file and the .aux.xml beside it
         ours = png.read()
-        assert png.transform.a == pytest.approx(0.005)
+        assert png.transform.a == pytest.approx(0.005) and png.crs.to_epsg() == 4326
     assert ours.shape[0] == 4  # RGB and alpha: the rotated UTM square leaves corners without a source
     gdal = gdal_warp(workdir / "utm.tif", folder / "lonlat.png", crs="EPSG:4326")  # GDAL reads no .prj for a PNG
     inside = (ours[3] == 255) & np.isfinite(gdal).all(axis=0)

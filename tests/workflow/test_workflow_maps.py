@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import rasterio
 from conftest import (
     dry_run_plan,
     job_inputs,
@@ -15,6 +16,7 @@ from conftest import (
     tiny_config,
     without_report,
 )
+from pyproj import CRS
 
 PROJECTIONS = {
     "pole_shift": {"kind": "transverse_mercator", "width": 64},
@@ -60,7 +62,7 @@ def test_a_run_writes_images_and_georeferencing_then_plans_nothing(maps_run):
     workdir, _ = maps_run
     folder = workdir / "results" / "maps" / "tiny"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"{name}{suffix}" for name in PROJECTIONS for suffix in (".png", ".json", ".pgw", ".prj")
+        f"{name}{suffix}" for name in PROJECTIONS for suffix in (".png", ".json", ".pgw", ".prj", ".png.aux.xml")
     )
     pole_shift = cv2.imread(str(folder / "pole_shift.png"), cv2.IMREAD_UNCHANGED)
     globe = cv2.imread(str(folder / "globe.png"), cv2.IMREAD_UNCHANGED)
@@ -71,6 +73,9 @@ def test_a_run_writes_images_and_georeferencing_then_plans_nothing(maps_run):
     world = [float(v) for v in (folder / "pole_shift.pgw").read_text().split()]
     t = info["transform"]
     assert world[:4] == pytest.approx([t[1], t[4], t[2], t[5]])
+    with rasterio.open(folder / "pole_shift.png") as png:  # GDAL: the grid from the world file, the CRS from .aux.xml
+        assert png.transform.to_gdal() == pytest.approx(t)
+        assert CRS(png.crs.to_wkt()).equals(CRS(info["proj"]))
     for name in PROJECTIONS:
         assert (workdir / "results" / "logs" / "maps" / "tiny" / f"{name}.log").is_file()
         assert (workdir / "results" / "benchmarks" / "maps" / "tiny" / f"{name}.tsv").is_file()

@@ -13,6 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pyproj
@@ -528,3 +529,28 @@ def write_prj(path, crs: str) -> None:
         if text:
             break
     write_text(path, text + "\n")
+
+
+def write_aux_xml(path, crs: str) -> None:
+    """Write a raster's coordinate system into GDAL's side file for it (``<raster>.aux.xml``), atomically.
+
+    GDAL, and so QGIS and rasterio, reads a PNG's grid from its world file but
+    its coordinate system only from this file (GDAL's persistent auxiliary
+    metadata), not from a ``.prj``. The coordinate system is written as WKT2;
+    without an axis mapping GDAL takes the file's x as the easting or
+    longitude, as a world file means it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The side file: the raster's path with ``.aux.xml`` appended.
+    crs : str
+        The coordinate system: WKT, a PROJ string, ``EPSG:n`` or anything else PROJ reads.
+
+    Raises
+    ------
+    ValueError
+        For a coordinate system PROJ cannot read.
+    """
+    wkt = _parse_crs(crs).to_wkt(WktVersion.WKT2_2019)
+    write_text(path, f"<PAMDataset>\n  <SRS>{escape(wkt)}</SRS>\n</PAMDataset>\n")

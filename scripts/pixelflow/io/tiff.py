@@ -78,7 +78,7 @@ def create_tiff(path, height: int, width: int, channels: int, dtype) -> int:
     height, width : int
         Size in pixels.
     channels : int
-        1 (grey), 3 (RGB) or 4 (RGBA, unassociated alpha).
+        1 (grey), 2 (grey and unassociated alpha), 3 (RGB) or 4 (RGBA, unassociated alpha).
     dtype : numpy dtype
         The samples' type, stored in this machine's byte order.
 
@@ -96,8 +96,8 @@ def create_tiff(path, height: int, width: int, channels: int, dtype) -> int:
         shape=(height, width) if channels == 1 else (height, width, channels),
         dtype=dtype,
         byteorder=NATIVE_ORDER,
-        photometric="minisblack" if channels == 1 else "rgb",
-        extrasamples=("unassalpha",) if channels == 4 else None,
+        photometric="minisblack" if channels <= 2 else "rgb",
+        extrasamples=("unassalpha",) if channels in (2, 4) else None,
         rowsperstrip=max(1, (1 << 20) // row_bytes),
         metadata=None,
         returnoffset=True,

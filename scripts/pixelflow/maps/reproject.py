@@ -152,9 +152,9 @@ class TileRenderer:
         resample = (method, border, KERNEL_REACH[self.interpolation], self.interpolation == "nearest", INVALID)
         if self.output_channels == channels:
             remap(source, coords, *resample, dst=target)
-        else:  # add an alpha channel; grey becomes RGB
+        else:  # add an alpha channel (grey becomes RGB for RGBA)
             pixels = remap(source, coords, *resample)
-            if channels in (1, 3) and source.dtype in (np.uint8, np.uint16):
+            if channels in (1, 3) and self.output_channels == 4 and source.dtype in (np.uint8, np.uint16):
                 cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGBA if channels == 1 else cv2.COLOR_RGB2RGBA, dst=target)
             else:
                 fill_alpha(target, pixels)
@@ -179,7 +179,7 @@ class TileRenderer:
             return target
         if self.output_channels == channels:
             target[...] = pixels
-        else:  # add an alpha channel; grey becomes RGB
+        else:  # add an alpha channel (grey becomes RGB for RGBA)
             fill_alpha(target, pixels)
         if valid is not None:
             target[~valid] = 0
@@ -304,27 +304,32 @@ def pad_poles(buffer: np.ndarray, pad: int, height: int, has_poles: bool) -> Non
         buffer[pad + height :] = image[-1:]
 
 
-def output_channels(source_channels: int, alpha: bool, source_alpha: bool = True) -> int:
+def output_channels(source_channels: int, alpha: bool, source_alpha: bool = True, grey_alpha: bool = False) -> int:
     """Channels of the output: the source's, or with an alpha channel when pixels may lack a source.
 
-    With ``alpha``, grey and RGB become RGBA, and so does an RGBA source
+    With ``alpha``, RGB becomes RGBA, and so does an RGBA source
     (``source_alpha``: its fourth channel is its alpha, resampled and then
-    cleared where there is no source); other band counts get one band more.
+    cleared where there is no source); grey becomes grey and alpha where the
+    format holds that (``grey_alpha``: GeoTIFF), else RGBA (PNG through
+    OpenCV); other band counts get one band more.
     """
     if not alpha:
         return source_channels
+    if source_channels == 1 and grey_alpha:
+        return 2
     if source_channels in (1, 3) or (source_channels == 4 and source_alpha):
         return 4
     return source_channels + 1
 
 
 def fill_alpha(target: np.ndarray, pixels: np.ndarray) -> None:
-    """Put resampled ``pixels`` into ``target``, which has an alpha channel last, made opaque; grey becomes RGB.
+    """Put resampled ``pixels`` into ``target``, which has an alpha channel last, made opaque.
 
-    An RGBA source's own alpha (its fourth channel, in a 4-channel ``target``) is replaced.
+    Grey ``pixels`` fill all three colour channels of an RGBA ``target``. An
+    RGBA source's own alpha (its fourth channel, in a 4-channel ``target``) is replaced.
     """
     channels = pixels.shape[2]
-    if channels == 1:
+    if channels == 1 and target.shape[2] == 4:
         target[..., :3] = pixels
     else:
         colour = min(channels, target.shape[2] - 1)
@@ -558,7 +563,7 @@ def reproject_file(
     partial = locate is not None or valid is not None or needs_alpha(projection, geometry)
     alpha = nodata is None and partial
     source_alpha = "crs" not in geometry_spec  # a plain image's fourth channel is its alpha
-    channels = output_channels(source.shape[2], alpha, source_alpha)
+    channels = output_channels(source.shape[2], alpha, source_alpha, grey_alpha=fmt == "tiff")
     tiles = plan_tiles(height, width, grid_step)
     data_bytes = width * height * channels * np.dtype(source.dtype).itemsize
 

@@ -448,6 +448,18 @@ def image_suffix(config: dict) -> str:
     return OUTPUT_SUFFIXES[output_format(config)]
 
 
+def aux_output(config: dict) -> dict:
+    """The reprojection's extra named output: GDAL's ``.aux.xml`` beside a PNG, holding its coordinate system.
+
+    GDAL, and so QGIS, takes a PNG's grid from its world file but its
+    coordinate system only from that file, not from a ``.prj``. A GeoTIFF or
+    COG holds both itself, and gets none.
+    """
+    if image_suffix(config) != ".png":
+        return {}
+    return {"aux": f"results/maps/{{map}}/{{projection}}{image_suffix(config)}.aux.xml"}
+
+
 def world_suffix(config: dict) -> str:
     """Suffix of the world files beside the reprojected images (``.pgw``, or ``.tfw`` beside a GeoTIFF or COG)."""
     return image_format("png" if output_format(config) == "png" else "tiff").world_suffix

@@ -7,8 +7,17 @@ import numpy as np
 import pyproj
 import pytest
 import rasterio
+import rasterio.warp
 from pixelflow.errors import ImageError
-from pixelflow.io.geotiff import COMPRESSIONS, RasterInfo, raster_info, read_raster, write_geotiff, write_prj
+from pixelflow.io.geotiff import (
+    COMPRESSIONS,
+    RasterInfo,
+    raster_info,
+    read_raster,
+    write_aux_xml,
+    write_geotiff,
+    write_prj,
+)
 from pixelflow.io.images import write_image
 from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp
@@ -336,6 +345,26 @@ def test_write_prj_round_trips_and_overwrites(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["map.prj"]
     with pytest.raises(ValueError, match="not-a-crs"):
         write_prj(path, "not-a-crs")
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3035", "EPSG:3413", ORTHO])
+def test_gdal_reads_a_png_crs_from_its_aux_xml_with_x_as_easting(tmp_path, crs):
+    png = tmp_path / "map.png"
+    write_image(png, random_pixels((6, 8, 3), "uint8"))
+    (tmp_path / "map.pgw").write_text("2.0\n0.0\n0.0\n-3.0\n41.0\n19.5\n")  # corner (40, 21), 2 x 3 units
+    with rasterio.open(png) as dataset:
+        assert dataset.crs is None  # GDAL reads no .prj for a PNG
+    write_aux_xml(tmp_path / "map.png.aux.xml", crs)
+    with rasterio.open(png) as dataset:  # GDAL itself, not raster_info
+        assert pyproj.CRS(dataset.crs.to_wkt()).equals(pyproj.CRS(crs))
+        left, bottom = dataset.bounds.left, dataset.bounds.bottom
+        theirs = rasterio.warp.transform(dataset.crs, "EPSG:4326", [left], [bottom])
+    assert (left, bottom) == (40.0, 3.0)
+    # the world file's x is the easting (longitude): PROJ in x/y order places the corner where GDAL does
+    ours = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(left, bottom)
+    assert (theirs[0][0], theirs[1][0]) == pytest.approx(ours, abs=1e-7)
+    with pytest.raises(ValueError, match="not-a-crs"):
+        write_aux_xml(tmp_path / "map.png.aux.xml", "not-a-crs")
 
 
 def test_an_unreadable_file_names_itself(tmp_path):

@@ -12,6 +12,7 @@ from pixelflow.maps.georef import raster_geometry
 from pixelflow.maps.inverse_map import Mapping, interpolated_coordinates
 from pixelflow.maps.reproject import reproject_file
 from pyproj import Transformer
+from rasterio.enums import ColorInterp
 
 WGS84_GLOBAL = (-180.0, 1.0, 0.0, 90.0, 0.0, -1.0)  # 360 x 180 pixels of one degree
 
@@ -125,9 +126,30 @@ def test_a_signed_16_bit_source_becomes_a_geotiff_with_alpha_and_is_refused_as_p
     grid = {"crs": "EPSG:3035", "transform": list(transform), "width": width, "height": height}
     facts = reproject_file(tmp_path / "signed.tif", tmp_path / "out.tif", spec, {"crs": "EPSG:3035"}, grid=grid)
     with rasterio.open(tmp_path / "out.tif") as out:
-        pixels = out.read()
-    assert facts["channels"] == 4 and pixels.dtype == np.int16
-    assert pixels[:3].min() >= -500 and pixels[:3].max() <= 1499 and (pixels[:3] < 0).any()
+        pixels, kinds = out.read(), out.colorinterp
+    # grey and alpha, as gdalwarp -dstalpha writes a single band
+    assert facts["channels"] == 2 and kinds == (ColorInterp.gray, ColorInterp.alpha) and pixels.dtype == np.int16
+    assert pixels[0].min() >= -500 and pixels[0].max() <= 1499 and (pixels[0] < 0).any()
     with pytest.raises(ValueError, match="int16 pixels cannot be written as PNG"):
         reproject_file(tmp_path / "signed.tif", tmp_path / "out.png", spec, {"crs": "EPSG:3035"}, grid=grid)
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_a_grey_source_gets_grey_and_alpha_in_a_geotiff_and_rgba_in_a_png(tmp_path, cog):
+    source = (np.arange(30 * 360, dtype=np.int32).reshape(30, 360) * 7 % 60000).astype(np.uint16)  # 90°N to 60°N
+    write_geotiff(tmp_path / "grey.tif", source, "EPSG:4326", WGS84_GLOBAL, compression="none")
+    info = raster_info(tmp_path / "grey.tif")
+    spec = {"crs": info.crs, "transform": list(info.transform)}
+    transform, width, height = target_grid(None, bounds=(-4000000, -4000000, 4000000, 4000000), resolution=100000)
+    grid = {"crs": "EPSG:3413", "transform": list(transform), "width": width, "height": height}
+    reproject_file(tmp_path / "grey.tif", tmp_path / "out.tif", spec, {"crs": "EPSG:3413"}, grid=grid, cog=cog)
+    reproject_file(tmp_path / "grey.tif", tmp_path / "out.png", spec, {"crs": "EPSG:3413"}, grid=grid)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        tif, kinds = out.read(), out.colorinterp
+    png = np.moveaxis(read_image(tmp_path / "out.png"), -1, 0)
+    assert kinds == (ColorInterp.gray, ColorInterp.alpha) and tif.dtype == np.uint16
+    assert png.shape == (4,) + tif.shape[1:] and png.dtype == np.uint16  # PNG (OpenCV) holds no grey and alpha
+    # the same pixels: grey in every colour channel of the PNG, one alpha
+    assert all(np.array_equal(png[channel], tif[0]) for channel in range(3)) and np.array_equal(png[3], tif[1])
+    assert 0 < (tif[1] == 0).sum() < tif[1].size  # no source south of 60°N
