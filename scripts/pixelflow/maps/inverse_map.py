@@ -329,26 +329,25 @@ def refine_cells(cells, step, row0, col0, limit, period, exact):
     return values.reshape(len(cells), step, step, 2), exact_pixels.reshape(-1, step).sum(axis=1).astype(np.int32)
 
 
-def straight_lines(nodes: np.ndarray, length: int) -> np.ndarray:
-    """Rows of straight segments: ``nodes`` (rows, k + 1, 2) are their ends, ``length`` (even) pixels apart.
+def straight_lines(ends: np.ndarray, length: int) -> np.ndarray:
+    """Straight segments of ``length`` (even) pixels between ``ends`` (m, 2, 2), the values at their edges.
 
-    Pixel j of segment i lies ``(j + 0.5) / length`` of the way from node i to
-    node i + 1: ``cv2.resize`` interpolates linearly (in float32) with the
-    nodes ``length`` pixels apart and offset by half of that. A segment with a
-    NaN end gets finite values that mean nothing (NaN would leak into the next
-    row through resize's zero vertical weights); :func:`line_segments` replaces them.
+    Pixel j lies ``(j + 0.5) / length`` of the way from the left end to the
+    right one: ``cv2.resize`` interpolates linearly (in float32) with the ends
+    ``length`` pixels apart and offset by half of that. A segment with a NaN
+    end gets finite values that mean nothing (NaN would leak into the next
+    segment through resize's zero vertical weights); :func:`line_segments` replaces them.
 
     Returns
     -------
     ndarray
-        (rows, k * length, 2) float32, C-contiguous.
+        (m, length, 2) float32, C-contiguous.
     """
     import cv2
 
-    rows, count = nodes.shape[0], nodes.shape[1] - 1
-    nodes = cv2.patchNaNs(np.array(nodes, np.float32), 0.0)
-    resized = cv2.resize(nodes, ((count + 1) * length, rows), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(resized[:, length // 2 : length // 2 + count * length])
+    ends = cv2.patchNaNs(np.array(ends, np.float32), 0.0)
+    resized = cv2.resize(ends, (2 * length, len(ends)), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(resized[:, length // 2 : length // 2 + length])
 
 
 def line_segments(values, ends, y, x0, limit, period, exact):
