@@ -30,19 +30,55 @@ tiles; in 4 rotations, 22,852. Colour images are converted to grey (ITU-R 601 lu
 composited over white first). Several subsets of the bundled images add up to 5,713; this one keeps
 the grey target (camera) out of its own library.
 
+peer
+    Whole runs against phomo, an open-source photomosaic tool that also solves the assignment exactly
+    (``scipy.optimize.linear_sum_assignment`` on per-pixel distances): 512x512 colour targets
+    (astronaut, and retina shrunk to 512x512) from a folder of 5,000 16-px PNG tiles (the colour
+    library above written as files), each tile used at most once, 2 cores, no colour correction.
+    phomo: ``phomo TARGET TILES -o OUT -S 16 16 -n 1 -j 2`` from its own environment
+    (``--peer-python``; it pins Pillow < 11 and OpenCV < 5, so it cannot share ours). pixelflow: a
+    fresh ``snakemake --cores 2`` run with default settings (``libraries: {tiles: {path: tiles/*.png}}``,
+    ``tile: 16, max_repeats: 1``), the library job included. Runs alternate; both mosaics are scored
+    with the same CIEDE2000 and PSNR code.
+settings
+    Quality and matching time of each feature grid and assignment on the same sets, in this process
+    (library features precomputed as the library job does): what the defaults were chosen by.
+large
+    A 100,000-tile library against a 4096x4096 target in 16-px tiles (65,536 cells), ``max_repeats: 1``,
+    optimal assignment: one whole ``snakemake --cores 2`` run; the library comes from 16-px pieces
+    (``cut: true``) of large images composed of the colour sample photos at several scales. Reports each
+    job's time and peak memory (Snakemake's ``benchmark:`` records).
+
 The pixelflow code timed is a copy of the committed workflow (``--source``). Prints markdown tables;
 run alone on the machine: ``python benchmarks/mosaics.py grey --repeats 3``.
 """
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
-from common import SCRATCH, add_source_option, log, machine, md_table, snapshot_workflow, timed, use_scripts
+from common import (
+    SCRATCH,
+    add_source_option,
+    benchmark_record,
+    fmt_spread,
+    log,
+    machine,
+    md_table,
+    remove_tree,
+    run_process,
+    snakemake_command,
+    snapshot_workflow,
+    timed,
+    use_scripts,
+    write_config,
+)
 
 TILE = 16
 GREY_LIBRARY_IMAGES = ("astronaut", "cell", "chelsea", "coffee", "logo", "shepp_logan_phantom", "text")
@@ -82,14 +118,16 @@ def colour_library(count: int = 5000, tile: int = 16) -> np.ndarray:
     return np.ascontiguousarray(tiles[evenly_spaced(len(tiles), count)])
 
 
-def mosaic_spec(grid, correction, max_repeats, key) -> dict:
+def mosaic_spec(grid, correction, max_repeats, key, assignment="greedy") -> dict:
     return {
-        "tile": TILE,
+        "tile": [TILE, TILE],
         "grid": grid,
         "space": "lab",
+        "assignment": assignment,
         "max_repeats": max_repeats,
+        "min_spacing": 0,
         "colour_correction": correction,
-        "scale": TILE,
+        "scale": [TILE, TILE],
         "key": key,
         "library": "samples",
     }
@@ -242,17 +280,231 @@ def run_matching(args) -> None:
     print(f"\nMedians of {args.repeats} runs. Machine: {machine()}.")
 
 
+# peer, settings, large -------------------------------------------------------------------------------------------
+
+
+STAGE = SCRATCH / "mosaics"
+PEER_TARGETS = ("astronaut", "retina")
+
+
+def peer_sets(folder: Path) -> dict:
+    """Write the tile folder and the 512x512 targets once; {target name: path}."""
+    from pixelflow.io.images import write_image
+
+    tiles = folder / "tiles"
+    if not (tiles / "04999.png").exists():
+        tiles.mkdir(parents=True, exist_ok=True)
+        for number, tile in enumerate(colour_library(5000, TILE)):
+            write_image(tiles / f"{number:05d}.png", tile)
+    targets = {}
+    for name in PEER_TARGETS:
+        image = sample(name)
+        if image.shape[:2] != (512, 512):
+            image = cv2.resize(image, (512, 512), interpolation=cv2.INTER_AREA)
+        targets[name] = folder / f"{name}.png"
+        write_image(targets[name], image)
+    return targets
+
+
+def score(path: Path, target: Path) -> dict:
+    from pixelflow.io.images import read_image
+    from pixelflow.mosaics.render import quality
+
+    return quality(read_image(path), read_image(target))
+
+
+def run_peer_tool(python: str, target: Path, folder: Path) -> tuple[float, Path]:
+    output = folder / f"phomo-{target.stem}.png"
+    output.unlink(missing_ok=True)
+    phomo = str(Path(python).parent / "phomo")
+    command = [phomo, str(target), "tiles", "-o", str(output), "-S", str(TILE), str(TILE), "-n", "1", "-j", "2"]
+    return run_process(command, folder, folder / "phomo.log", mode="w"), output
+
+
+def run_workflow(snakefile: Path, folder: Path, config: dict, target: str) -> tuple[float, Path]:
+    run = folder / "run"
+    remove_tree(run)
+    run.mkdir(parents=True)
+    write_config(run, config)
+    command = snakemake_command(target, "--configfile", "config.yaml", "--cores", "2", "-q", snakefile=snakefile)
+    return run_process(command, run, run / "run.log", mode="w"), run
+
+
+def peer_config(target: Path, **mosaic) -> dict:
+    return {
+        "datasets": {},
+        "max_threads": 2,
+        "libraries": {"tiles": {"path": str(target.parent / "tiles" / "*.png")}},
+        "mosaics": {"m": {"target": str(target), "library": "tiles", "tile": TILE, "max_repeats": 1, **mosaic}},
+    }
+
+
+def run_peer(args, workflow: Path) -> None:
+    folder = STAGE / "peer"
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = peer_sets(folder)
+    rows = []
+    for name, target in targets.items():
+        peer_times, ours, jobs = [], [], {"mosaic_library": [], "mosaic": []}
+        for repeat in range(args.repeats):
+            order = ("peer", "ours") if repeat % 2 == 0 else ("ours", "peer")
+            for who in order:
+                if who == "peer":
+                    wall, peer_image = run_peer_tool(args.peer_python, target, folder)
+                    peer_times.append(wall)
+                else:
+                    wall, run = run_workflow(
+                        workflow / "Snakefile", folder, peer_config(target), "results/mosaics/m.png"
+                    )
+                    ours.append(wall)
+                    jobs["mosaic_library"].append(
+                        benchmark_record(run / "results/benchmarks/mosaics/libraries/tiles-16px.tsv")["s"]
+                    )
+                    jobs["mosaic"].append(benchmark_record(run / "results/benchmarks/mosaics/m.tsv")["s"])
+                log(f"  {name} {who}: {wall:.2f} s")
+        report = json.loads((run / "results/mosaics/m.json").read_text())
+        peer_score = score(peer_image, target)
+        ratio = statistics.median(ours) / statistics.median(peer_times)
+        rows.append(
+            [
+                "phomo 1.2.0 (linear_sum_assignment, per-pixel RGB)",
+                name,
+                fmt_spread(peer_times),
+                "",
+                "",
+                "1",
+                peer_score["mean_ciede2000"],
+                peer_score["psnr_db"],
+            ]
+        )
+        rows.append(
+            [
+                f"pixelflow defaults (grid {report['features']['grid']}, {report['assignment']})",
+                name,
+                fmt_spread(ours),
+                fmt_spread(jobs["mosaic_library"]),
+                fmt_spread(jobs["mosaic"]),
+                f"{ratio:.2f}",
+                report["mean_ciede2000"],
+                report["psnr_db"],
+            ]
+        )
+    print("## Photomosaic against phomo: 512x512 targets, 5,000 16-px tile files, each at most once, 2 cores\n")
+    header = ["tool", "target", "whole run s", "library job s", "mosaic job s", "× phomo", "mean CIEDE2000", "PSNR dB"]
+    print(md_table(header, rows))
+    print(f"\nWhole-process wall seconds, median [min–max] of {args.repeats} alternating runs. Machine: {machine()}.")
+
+
+def run_settings(args, workflow: Path) -> None:
+    from pixelflow.io.images import read_image
+    from pixelflow.mosaics.render import make_mosaic
+    from pixelflow.mosaics.tiles import pooled_features
+
+    library = colour_library(5000, TILE)
+    pooled = {"lab": pooled_features(library, "lab"), "rgb": pooled_features(library, "rgb")}
+    targets = peer_sets(STAGE / "peer")
+    rows = []
+    for grid in (2, 4, 8):
+        for assignment in ("greedy", "optimal"):
+            scores, times = [], []
+            for path in targets.values():
+                target = read_image(path)
+                spec = mosaic_spec(grid, 0.0, 1, "mosaics.m", assignment)
+                matching_times = []
+                for _ in range(args.repeats):
+                    _, report = make_mosaic(target, library, pooled, spec, 2)
+                    matching_times.append(report["seconds"]["matching"])
+                times.append(statistics.median(matching_times))
+                scores.append(report)
+            rows.append(
+                [f"grid {grid}", assignment]
+                + [f"{r['mean_ciede2000']:.3f}" for r in scores]
+                + [f"{statistics.mean(r['mean_ciede2000'] for r in scores):.3f}"]
+                + [f"{r['psnr_db']:.2f}" for r in scores]
+                + [f"{r['total_distance']:.0f}" for r in scores]
+                + [f"{max(times):.3f}", scores[0]["distinct_tiles"], scores[0]["max_uses"]]
+            )
+    names = list(targets)
+    header = ["features (Lab)", "assignment", *(f"CIEDE2000 {n}" for n in names), "mean CIEDE2000"]
+    header += [*(f"PSNR {n}" for n in names), *(f"total distance {n}" for n in names)]
+    header += ["matching s (slower target)", "distinct tiles", "max uses"]
+    print("## Settings: 512x512 targets, 5,000 16-px tiles, max_repeats 1, no colour correction, 2 processes\n")
+    print(md_table(header, rows))
+    print(f"\nMatching: nearest-tile search and assignment, median of {args.repeats}. Machine: {machine()}.")
+
+
+def large_sources(folder: Path, tiles_wanted: int) -> None:
+    """Write large images of the colour sample photos at several scales: 16-px pieces enough for the library."""
+    from pixelflow.io.images import write_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pieces, number = 0, 0
+    scales = (1.0, 0.8, 1.25, 0.65, 1.5, 0.9, 1.1, 0.7, 1.35, 0.55, 1.2, 0.75)
+    while pieces < tiles_wanted:
+        scale = scales[number % len(scales)]
+        for name in COLOUR_LIBRARY_IMAGES:
+            image = sample(name)
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            offset = (number * 5) % TILE
+            resized = resized[offset:, offset:]
+            write_image(folder / f"{number:03d}-{name}.png", resized)
+            pieces += (resized.shape[0] // TILE) * (resized.shape[1] // TILE)
+        number += 1
+
+
+def run_large(args, workflow: Path) -> None:
+    from pixelflow.io.images import write_image
+
+    folder = STAGE / "large"
+    large_sources(folder / "sources", args.large_tiles)
+    target = folder / "target.png"
+    write_image(target, cv2.resize(sample("astronaut"), (4096, 4096), interpolation=cv2.INTER_CUBIC))
+    config = {
+        "datasets": {},
+        "max_threads": 2,
+        "libraries": {"big": {"path": str(folder / "sources" / "*.png"), "cut": True, "max_tiles": args.large_tiles}},
+        "mosaics": {"print": {"target": str(target), "library": "big", "tile": TILE, "max_repeats": 1}},
+    }
+    wall, run = run_workflow(workflow / "Snakefile", folder, config, "results/mosaics/print.png")
+    library = benchmark_record(run / "results/benchmarks/mosaics/libraries/big-16px.tsv")
+    mosaic = benchmark_record(run / "results/benchmarks/mosaics/print.tsv")
+    report = json.loads((run / "results/mosaics/print.json").read_text())
+    rows = [
+        ["library job", f"{library['s']:.1f}", f"{library['max_rss'] / 1024:.2f}"],
+        ["mosaic job", f"{mosaic['s']:.1f}", f"{mosaic['max_rss'] / 1024:.2f}"],
+        ["whole run", f"{wall:.1f}", ""],
+    ]
+    print(
+        f"## Large: {report['library_tiles']:,} tiles, 4096x4096 target, 16-px tiles ({65536:,} cells), "
+        "max_repeats 1, optimal\n"
+    )
+    print(md_table(["step", "seconds", "peak memory GiB"], rows))
+    print(
+        f"\nPhases of the mosaic job (s): {report['seconds']}. Mean CIEDE2000 {report['mean_ciede2000']}, "
+        f"distinct tiles {report['distinct_tiles']}, max uses {report['max_uses']}. Machine: {machine()}."
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("grey", "colour", "matching"), help="which benchmark to run")
+    modes = ("grey", "colour", "matching", "peer", "settings", "large")
+    parser.add_argument("mode", choices=modes, help="which benchmark to run")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each variant, median reported (default: 5)")
     parser.add_argument("--baseline-repeats", type=int, default=1, help="grey: runs of the baseline (default: 1)")
+    parser.add_argument("--peer-python", default="/tmp/phomo_venv/bin/python", help="peer: python of phomo's env")
+    parser.add_argument("--large-tiles", type=int, default=100_000, help="large: library tiles (default: 100000)")
     add_source_option(parser)
     args = parser.parse_args(argv)
     workflow, note = snapshot_workflow(args.source, SCRATCH / "mosaics" / "workflow")
     use_scripts(workflow)
     log(f"measuring {note}")
-    {"grey": run_grey, "colour": run_colour, "matching": run_matching}[args.mode](args)
+    runners = {"grey": run_grey, "colour": run_colour, "matching": run_matching}
+    runners.update({"peer": run_peer, "settings": run_settings, "large": run_large})
+    if args.mode in ("peer", "settings", "large"):
+        runners[args.mode](args, workflow)
+    else:
+        runners[args.mode](args)
     return 0
 
 

@@ -38,7 +38,7 @@ rule mosaic_library:
         "results/benchmarks/mosaics/libraries/{library}-{tile}px.tsv"
     wildcard_constraints:
         library=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-        tile=r"[1-9]\d*",
+        tile=r"[1-9]\d*(x[1-9]\d*)?",
     conda:
         "../envs/pixelflow.yaml"
     threads: config["max_threads"]
@@ -47,7 +47,7 @@ rule mosaic_library:
         runtime=per_attempt(15),
     params:
         spec=lambda wildcards: mosaics_plan.library_params(config, wildcards.library),
-        tile=lambda wildcards: int(wildcards.tile),
+        tile=lambda wildcards: mosaics_plan.parse_tile_label(wildcards.tile),
     script:
         "../scripts/mosaic_library.py"
 
@@ -63,6 +63,7 @@ rule mosaic:
             category="Mosaics",
         ),
         report="results/mosaics/{mosaic}.json",
+        placements="results/mosaics/{mosaic}.tsv",
     log:
         "results/logs/mosaics/{mosaic}.log",
     benchmark:

@@ -2,6 +2,17 @@
 
 Arrays are channel-last in RGB(A) order; grey images are 2-D. Every decode
 failure raises :class:`ImageError` naming the file.
+
+Decoded images are the images as a viewer shows them: the EXIF Orientation
+tag (1-8) of a JPEG, PNG, WebP or TIFF file is applied, giving the pixels
+``PIL.ImageOps.exif_transpose`` gives. Stored modes become (see
+:func:`decode_image`):
+
+- grey (bilevel, 8- or 16-bit): 2-D, of the stored pixel type (bilevel 0/255);
+- grey + alpha: RGBA with three equal colour channels;
+- RGB, RGBA: as stored, 8- or 16-bit (TIFF float too);
+- palette: RGB, or RGBA when it has transparency (a PNG ``tRNS`` chunk);
+- CMYK (JPEG, TIFF): RGB.
 """
 
 import io
@@ -18,7 +29,13 @@ from pixelflow.formats import format_name, format_of_path, image_format
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 # Formats OpenCV decodes itself: if it refuses one of these, the file is broken,
 # and no second decoder gets to guess at the pixels.
-OPENCV_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+OPENCV_SIGNATURES = (PNG_SIGNATURE, JPEG_SIGNATURE, *TIFF_SIGNATURES, b"BM")
+ORIENTATION_TAG = 0x0112  # EXIF/TIFF tag 274
+# PNG text chunks Pillow reads an orientation from (ImageMagick's raw EXIF profile, XMP).
+PNG_ORIENTATION_KEYWORDS = (b"Raw profile type exif\0", b"XML:com.adobe.xmp\0")
 
 
 def _swap_red_blue(array: np.ndarray) -> np.ndarray:
@@ -151,26 +168,229 @@ def encode_image(
     return image_encoder(fmt, array.dtype, compression, strategy, png_filter)(array)
 
 
+def _jpeg_has_metadata(data: bytes) -> bool:
+    """Whether a JPEG has an APP1 segment (EXIF or XMP) before its scan; walks the markers only."""
+    position, size = 2, len(data)
+    while position + 4 <= size:
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this point
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        if marker == 0xE1:
+            return True
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return False
+
+
+def _png_has_metadata(data: bytes) -> bool:
+    """Whether a PNG has an eXIf chunk, or a text chunk holding raw EXIF or XMP; walks the chunk headers only."""
+    position, size = 8, len(data)
+    while position + 8 <= size:
+        kind = data[position + 4 : position + 8]
+        if kind == b"eXIf":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and data.startswith(PNG_ORIENTATION_KEYWORDS, position + 8):
+            return True
+        if kind == b"IEND":
+            return False
+        position += 12 + int.from_bytes(data[position : position + 4], "big")
+    return False
+
+
+def _webp_has_metadata(data: bytes) -> bool:
+    """Whether a WebP (RIFF) file has an EXIF or XMP chunk; walks the chunk headers only."""
+    position, size = 12, len(data)
+    while position + 8 <= size:
+        if data[position : position + 4] in (b"EXIF", b"XMP "):
+            return True
+        length = int.from_bytes(data[position + 4 : position + 8], "little")
+        position += 8 + length + (length & 1)
+    return False
+
+
+def _may_be_oriented(data: bytes) -> bool:
+    """Whether ``data`` may hold an orientation that OpenCV's unchanged decode has not applied.
+
+    A cheap look at the container: JPEG APP1 segments, PNG eXIf and EXIF/XMP
+    text chunks, WebP EXIF/XMP chunks. OpenCV applies a TIFF's orientation
+    itself; other formats have none.
+    """
+    if data.startswith(JPEG_SIGNATURE):
+        return _jpeg_has_metadata(data)
+    if data.startswith(PNG_SIGNATURE):
+        return _png_has_metadata(data)
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return _webp_has_metadata(data)
+    return False
+
+
+def _orientation_of(image) -> int:
+    """The EXIF orientation (1-8) of an open Pillow image; 1 for none, another value, or unreadable metadata."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # metadata Pillow cannot parse is ignored, as viewers ignore it; the pixels decide
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _file_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) Pillow reads from ``data``; 1 when it has none or cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _orientation_of(image)
+    except Exception:  # OpenCV decoded the pixels; metadata Pillow cannot open does not make the file unreadable
+        return 1
+
+
+# Orientation tag -> the transform a viewer applies, as numpy views (the definition) and as OpenCV calls
+# (the same pixels, 4-15x faster than copying numpy's strided views: 19 against 76 ms for a 12 MP RGB turn).
+ORIENTATION_VIEWS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+ORIENTATION_OPENCV = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.transpose(a),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.transpose(cv2.rotate(a, cv2.ROTATE_180)),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+OPENCV_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` transformed as a viewer shows an image with the EXIF Orientation ``orientation``.
+
+    The same pixels as ``PIL.ImageOps.exif_transpose`` for that tag: 2 mirror
+    left to right, 3 rotate 180 degrees, 4 mirror top to bottom, 5 transpose,
+    6 rotate 90 degrees clockwise, 7 transverse (transpose, then rotate 180),
+    8 rotate 90 degrees counter-clockwise; 1 and other values leave it as is.
+    OpenCV makes the copy for grey and 2-4 channel arrays of its pixel types,
+    numpy for others; both give the same pixels.
+
+    Parameters
+    ----------
+    array : ndarray
+        (h, w) or (h, w, c), any dtype; dtype and channels are kept.
+    orientation : int
+        The tag's value.
+
+    Returns
+    -------
+    ndarray
+        Contiguous; (w, h[, c]) for orientations 5-8. ``array`` itself for 1
+        and values other than 2-8.
+    """
+    if orientation not in ORIENTATION_VIEWS:
+        return array
+    if array.dtype in OPENCV_DTYPES and (array.ndim == 2 or (array.ndim == 3 and 2 <= array.shape[2] <= 4)):
+        return ORIENTATION_OPENCV[orientation](np.ascontiguousarray(array))
+    return np.ascontiguousarray(ORIENTATION_VIEWS[orientation](array))
+
+
+def _pillow_array(image) -> np.ndarray:
+    """An open Pillow image's pixels in the modes :func:`decode_image` returns, oriented as a viewer shows them."""
+    image.load()  # Pillow applies a TIFF's orientation as it loads it (and clears the tag): read the tag after
+    orientation = _orientation_of(image)
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    elif image.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return apply_orientation(np.asarray(image).copy(), orientation)
+
+
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
-            return np.asarray(image).copy()
+            return _pillow_array(image)
     except Exception:
         return None
 
 
+def _tiff_layout(data: bytes) -> dict[int, int]:
+    """Photometric (262), samples per pixel (277) and first extra sample (338) of a TIFF's first image.
+
+    A few header reads instead of a Pillow open; tags absent or unreadable are left out.
+    """
+    order = "little" if data.startswith(b"II") else "big"
+
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(data[at : at + size], order)
+
+    layout = {}
+    directory = number(4, 4)
+    entries = number(directory, 2)
+    for index in range(min(entries, max(0, (len(data) - directory - 2) // 12))):
+        at = directory + 2 + 12 * index
+        tag, kind, count = number(at, 2), number(at + 2, 2), number(at + 4, 4)
+        if tag in (262, 277, 338) and kind in (3, 4) and count >= 1:
+            size = 2 if kind == 3 else 4
+            where = at + 8 if count * size <= 4 else number(at + 8, 4)
+            layout[tag] = number(where, size)
+    return layout
+
+
+def _checked_tiff(array: np.ndarray, data: bytes) -> np.ndarray:
+    """OpenCV's decode of a TIFF, corrected where it does not give the stored mode.
+
+    OpenCV applies a TIFF's orientation itself. It returns CMYK as RGB plus
+    an opaque alpha (dropped here), drops the alpha of grey + alpha, and
+    premultiplies 8-bit RGBA stored with unassociated alpha: those two are
+    decoded by Pillow instead.
+    """
+    layout = _tiff_layout(data)
+    photometric, samples, extra = layout.get(262), layout.get(277, 1), layout.get(338)
+    if photometric == 5 and samples == 4 and array.ndim == 3 and array.shape[2] == 4:
+        return np.ascontiguousarray(array[..., :3])
+    grey_alpha = samples == 2 and array.ndim == 2
+    unassociated = photometric == 2 and samples == 4 and extra == 2 and array.dtype == np.uint8
+    if grey_alpha or unassociated:
+        decoded = _decode_with_pillow(data)
+        if decoded is not None:  # else keep OpenCV's pixels
+            return decoded
+    return array
+
+
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode image bytes into an RGB(A) or grey array; ``name`` is used in errors.
+    """Decode image bytes into an RGB(A) or grey array, as a viewer shows it; ``name`` is used in errors.
 
     OpenCV decodes first, unchanged (bit depth and alpha kept). Pillow gets
     what OpenCV cannot decode unless it starts with a PNG, JPEG, TIFF or BMP
-    signature; its palette, bilevel, CMYK, YCbCr, LAB and HSV images are
-    converted to RGB, or RGBA when they have transparency.
+    signature. The EXIF Orientation tag of a JPEG (APP1 Exif), PNG (eXIf
+    chunk), WebP or TIFF (tag 274) is applied, as ``PIL.ImageOps.exif_transpose``
+    applies it (Pillow reads the tag, and an XMP ``tiff:Orientation`` where
+    there is no EXIF one; only files whose container holds such metadata are
+    opened by it). Stored modes become:
+
+    - grey (bilevel, 8- or 16-bit): (h, w) of the stored type; bilevel gives 0 and 255;
+    - grey + alpha: (h, w, 4) RGBA with equal colour channels, 8- or 16-bit;
+    - RGB and RGBA: as stored, 8- or 16-bit, TIFF float too; 8-bit RGBA TIFF with
+      unassociated alpha is not premultiplied;
+    - palette: RGB, or RGBA when it has transparency (PNG ``tRNS``);
+    - CMYK JPEG: RGB as OpenCV (libjpeg) converts it, within 2 levels of Pillow's
+      ``convert("RGB")``; CMYK TIFF: RGB;
+    - through Pillow: palette, CMYK, YCbCr, LAB and HSV become RGB, or RGBA
+      when they have transparency; bilevel becomes 8-bit grey.
 
     Parameters
     ----------
@@ -184,7 +404,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     Returns
     -------
     ndarray
-        (h, w) grey or (h, w, 3 or 4) RGB(A), of the stored pixel type.
+        (h, w) grey or (h, w, 3 or 4) RGB(A), of the stored pixel type;
+        height and width swapped for orientations 5-8.
 
     Raises
     ------
@@ -204,7 +425,12 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         if array is None:
             raise ImageError(f"{name}: not a readable image (corrupt, truncated or unknown format)")
         return array
-    return _swap_red_blue(array)
+    array = _swap_red_blue(array)
+    if data.startswith(TIFF_SIGNATURES):
+        return _checked_tiff(array, data)
+    if _may_be_oriented(data):
+        return apply_orientation(array, _file_orientation(data))
+    return array
 
 
 def read_file(path) -> bytes:

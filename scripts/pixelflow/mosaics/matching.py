@@ -1,11 +1,18 @@
-"""Exact nearest library tiles for target cells, and capacity-limited assignment.
+"""Exact nearest library tiles for target cells, and their assignment under reuse limits.
 
 Distances are Euclidean between feature vectors (in CIELAB that is the CIE76
 colour difference). :func:`nearest` finds the ``k`` nearest library vectors of
 each query, either from BLAS distance blocks or with a k-d tree; both are
-exact and order equal distances by library index. :func:`assign_limited`
-turns them into an assignment in which no tile is used more than
-``max_repeats`` times: the best-distance-first greedy, computed exactly.
+exact and order equal distances by library index.
+
+:func:`assign_cells` gives every cell of a rows x cols grid a tile with no
+tile used more than ``max_repeats`` times and, optionally, no tile repeated
+within ``min_spacing`` cells. ``optimal`` minimises the total distance
+exactly (a min-cost matching over each cell's nearest tiles, proven optimal
+for the whole library by tile prices, with longer lists where the proof
+fails); ``greedy`` is the best-distance-first greedy. :func:`assignment_problem`
+tells beforehand when the limits cannot be met. :func:`assign_limited` is the
+older name of the greedy on a single row.
 """
 
 import heapq
@@ -13,7 +20,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, maximum_bipartite_matching, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 # Chosen by `benchmarks/mosaics.py matching` on the development machine: the
 # k-d tree wins up to 12 dimensions (mean colour, 2x2 grid), BLAS blocks above.
@@ -188,85 +199,776 @@ def tiles_needed(cells: int, max_repeats: int | None) -> int:
     return 1 if max_repeats is None else math.ceil(cells / max_repeats)
 
 
-def candidate_count(cells: int, library_size: int, max_repeats: int | None) -> int:
+def spacing_capacity(rows: int, cols: int, min_spacing: int) -> int:
+    """Most cells of a ``rows`` x ``cols`` grid one tile can fill with its uses more than ``min_spacing`` apart.
+
+    Two uses closer than ``min_spacing + 1`` in both row and column are too
+    close (Chebyshev distance), so a tile fits once per
+    ``(min_spacing + 1)``-square block: ``ceil(rows / s) * ceil(cols / s)``
+    with ``s = min_spacing + 1``.
+    """
+    step = min_spacing + 1
+    return math.ceil(rows / step) * math.ceil(cols / step)
+
+
+def uses_allowed(rows: int, cols: int, max_repeats: int | None, min_spacing: int) -> int | None:
+    """Uses of one tile at most under ``max_repeats`` and ``min_spacing`` together; None when neither limits it."""
+    limits = [] if max_repeats is None else [max_repeats]
+    if min_spacing > 0:
+        limits.append(spacing_capacity(rows, cols, min_spacing))
+    return min(limits) if limits else None
+
+
+def assignment_problem(
+    rows: int, cols: int, library_size: int, max_repeats: int | None, min_spacing: int = 0
+) -> tuple[str, str] | None:
+    """Why a library cannot fill a ``rows`` x ``cols`` grid under the reuse limits, or None when it can be tried.
+
+    The checks are necessary conditions: enough tile uses for the cells at
+    ``max_repeats``; with ``min_spacing`` d, the cells of a (d+1)-square block
+    are all within reach of one another, so they need distinct tiles, and a
+    tile fits at most :func:`spacing_capacity` times.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Cells down and across.
+    library_size : int
+        Tiles in the library.
+    max_repeats : int or None
+        Uses of one tile at most; None: no limit.
+    min_spacing : int
+        Least Chebyshev distance, in cells, between two uses of a tile is
+        ``min_spacing + 1``; 0: no rule.
+
+    Returns
+    -------
+    tuple of str or None
+        ``(key, message)``: key is ``max_repeats`` or ``min_spacing`` (or
+        ``library`` for an empty library), the message states the numbers.
+    """
+    cells = rows * cols
+    if library_size < 1:
+        return "library", "the library has no tiles"
+    if max_repeats is not None and library_size * max_repeats < cells:
+        return "max_repeats", (
+            f"the target's {rows}x{cols} = {cells} cells need at least {tiles_needed(cells, max_repeats)} tiles "
+            f"at max_repeats={max_repeats}, the library has {library_size}; raise max_repeats to "
+            f"{math.ceil(cells / library_size)} or use a larger library"
+        )
+    if min_spacing > 0:
+        height, width = min(rows, min_spacing + 1), min(cols, min_spacing + 1)
+        if library_size < height * width:
+            return "min_spacing", (
+                f"min_spacing {min_spacing} puts {height}x{width} = {height * width} cells within each tile's reach "
+                f"of one another, so every {height * width} neighbouring cells need distinct tiles; "
+                f"the library has {library_size}"
+            )
+        reach = spacing_capacity(rows, cols, min_spacing)
+        uses = uses_allowed(rows, cols, max_repeats, min_spacing)
+        if library_size * uses < cells:
+            return "min_spacing", (
+                f"min_spacing {min_spacing} lets one tile appear at most {reach} times in the {rows}x{cols} grid "
+                f"(once per {min_spacing + 1}x{min_spacing + 1} block), so its {cells} cells need at least "
+                f"{math.ceil(cells / uses)} tiles; the library has {library_size}"
+            )
+    return None
+
+
+def candidate_count(cells: int, library_size: int, max_repeats: int | None, min_spacing: int = 0) -> int:
     """How many nearest tiles to find per cell up front (more are fetched for the cells that need them)."""
-    if max_repeats is None:
+    if max_repeats is None and min_spacing == 0:
         return 1
-    return min(library_size, 64 + 2 * math.ceil(cells / (library_size * max_repeats)))
+    count = 64
+    if max_repeats is not None:
+        count += 2 * math.ceil(cells / (library_size * max_repeats))
+    if min_spacing > 0:
+        count += (2 * min_spacing + 1) ** 2 - 1
+    return min(library_size, count)
 
 
-def assign_limited(features, library, max_repeats, candidates=None, distances=None, method="auto"):
-    """Tile index per cell with no tile used more than ``max_repeats`` times (None: unlimited).
+DENSE_ENTRIES = 2_000_000  # cells x tile copies up to which every cell lists every tile (exact without a certificate)
+DENSE_SOLVE_ENTRIES = 20_000_000  # cells x tile copies up to which lists covering 1/8 of the pairs turn dense
+GROWTH = 4  # a cell that fails the optimality certificate gets a list this many times longer
+SPACING_ROUNDS = 8  # re-solves that forbid conflicting repeats before the greedy repair
+TOLERANCE = 1e-9  # relative rounding allowance of the optimality certificate
 
-    Best-distance-first greedy: of all (cell, tile) pairs, taken in order of
-    (distance, cell, tile), a pair is used when its cell is still open and its
-    tile has uses left. Each cell walks its own sorted candidate list
-    (``candidates``/``distances`` from :func:`nearest`, or found here); a heap
-    holds every open cell's next pair, so the order is exact; a cell whose list
-    runs out gets a list four times as long. Deterministic.
+
+def assign_cells(
+    features,
+    library,
+    *,
+    rows: int,
+    cols: int,
+    max_repeats: int | None = None,
+    min_spacing: int = 0,
+    assignment: str = "optimal",
+    candidates=None,
+    distances=None,
+    method: str = "auto",
+) -> np.ndarray:
+    """Tile index per cell of a ``rows`` x ``cols`` grid under a reuse limit and a minimum spacing of repeats.
+
+    The cost of giving tile t to cell c is the Euclidean distance of their
+    features (float64, as :func:`nearest` computes it).
+
+    ``assignment="optimal"`` minimises the sum of the costs with no tile used
+    more than ``max_repeats`` times, exactly (up to a relative rounding
+    allowance of ``TOLERANCE``): the problem restricted to each cell's nearest
+    tiles is solved as a min-cost bipartite matching (each tile repeated as
+    often as it may be used), then least tile prices p >= 0 are found from
+    the matching (p is 0 for tiles with uses left and every cell's tile
+    minimises cost + price over its list). If no cell could lower its cost +
+    price with a tile outside its list (its own cost + price is at most the
+    distance of its first unlisted tile), those prices prove the matching
+    optimal for the whole library; cells that fail get a list ``GROWTH`` times
+    longer and the problem is solved again. Small problems list every tile.
+
+    ``assignment="greedy"`` is the best-distance-first greedy: of all
+    (cell, tile) pairs, taken in order of (distance, cell, tile), a pair is
+    used when its cell is still open, its tile has uses left and no cell
+    within ``min_spacing`` (Chebyshev) already holds the tile (should it get
+    stuck under spacing, the class layout described below is used).
+
+    ``min_spacing`` d > 0 forbids a tile on two cells with ``|dr| <= d`` and
+    ``|dc| <= d``. Optimal assignment under spacing is NP-hard in general, so
+    ``optimal`` then solves with the reuse limit tightened to
+    :func:`uses_allowed`, and for up to ``SPACING_ROUNDS`` rounds forbids each
+    too-close repeat at the cell where it costs more and solves again; cells
+    still too close are repaired greedily: cells keep their tiles in order of
+    cost, and each cell that cannot gets its nearest tile with uses left and
+    no use within reach. The greedy's answer is kept instead when it costs
+    less. When both get stuck (tight limits), a layout that keeps the rule by
+    construction is used: cells with equal (row, col) modulo
+    ``min_spacing + 1`` may share tiles freely, so every tile is given to one
+    such class. The result respects both rules or an error is raised.
+
+    Deterministic: the same inputs give the same assignment; equal-cost
+    optima are settled by the solvers' fixed order, not by chance.
 
     Parameters
     ----------
     features : ndarray
-        (c, d) features of the cells.
+        (rows * cols, d) or (rows, cols, d) features of the cells, row-major.
     library : ndarray
         (n, d) library features (an array, not an :class:`Index`).
+    rows, cols : int
+        Cells down and across.
     max_repeats : int or None
-        Uses of one tile at most; None gives every cell its nearest tile.
+        Uses of one tile at most; None: unlimited.
+    min_spacing : int
+        No tile again within this many cells (Chebyshev); 0: no rule.
+    assignment : str
+        ``optimal`` or ``greedy``.
     candidates, distances : ndarray, optional
-        (c, k) from :func:`nearest` for these ``features`` and ``library``;
-        searched here when ``candidates`` is None.
+        (rows * cols, k) from :func:`nearest` for these ``features`` and
+        ``library`` (nearest first); searched here when ``candidates`` is None,
+        and extended here when a cell needs more.
     method : str
         The search method (:func:`build_index`).
 
     Returns
     -------
     ndarray
-        (c,) int64 library row per cell.
+        (rows * cols,) int64 library row per cell.
 
     Raises
     ------
     ValueError
-        When ``n * max_repeats`` is less than the cells, naming both counts.
+        For bad arguments; when :func:`assignment_problem` finds the limits
+        impossible (with its message); when no tile is left for a cell under
+        the spacing rule, naming the cell and how many tiles had uses left.
     """
-    cells = len(features)
-    if max_repeats is not None and len(library) * max_repeats < cells:
-        raise ValueError(
-            f"{cells} cells need at least {tiles_needed(cells, max_repeats)} tiles at max_repeats={max_repeats}, "
-            f"the library has {len(library)}"
-        )
-    index = None
-    if candidates is None:
-        index = build_index(library, method)
-        candidates, distances = nearest(features, index, candidate_count(cells, len(library), max_repeats))
-    if max_repeats is None:
-        return candidates[:, 0].copy()
-    lists = candidates.tolist()
-    list_distances = distances.tolist()
+    chosen, _ = _assign(
+        features, library, rows, cols, max_repeats, min_spacing, assignment, candidates, distances, method
+    )
+    return chosen
+
+
+def assign_limited(features, library, max_repeats, candidates=None, distances=None, method="auto"):
+    """The best-distance-first greedy with no tile used more than ``max_repeats`` times (None: unlimited).
+
+    Kept for older callers: :func:`assign_cells` with ``rows=1``,
+    ``cols=len(features)`` and ``assignment="greedy"``; same parameters,
+    returns and errors.
+    """
+    return assign_cells(
+        features,
+        library,
+        rows=1,
+        cols=len(features),
+        max_repeats=max_repeats,
+        assignment="greedy",
+        candidates=candidates,
+        distances=distances,
+        method=method,
+    )
+
+
+def _assign(features, library, rows, cols, max_repeats, min_spacing, assignment, candidates, distances, method):
+    """:func:`assign_cells`, also returning a dict of what the solver did (rounds, edges, repairs)."""
+    if not (isinstance(rows, int | np.integer) and isinstance(cols, int | np.integer) and rows > 0 and cols > 0):
+        raise ValueError(f"rows and cols must be positive integers, not {rows!r} and {cols!r}")
+    if max_repeats is not None and max_repeats < 1:
+        raise ValueError(f"max_repeats must be at least 1 or None, not {max_repeats!r}")
+    if min_spacing < 0:
+        raise ValueError(f"min_spacing must be 0 or more, not {min_spacing!r}")
+    if assignment not in ("optimal", "greedy"):
+        raise ValueError(f"unknown assignment {assignment!r}; use 'optimal' or 'greedy'")
+    cells = rows * cols
+    features = np.asarray(features)
+    if features.size and features.reshape(-1, features.shape[-1]).shape[0] != cells:
+        raise ValueError(f"{features.shape[:-1]} cell features for a {rows}x{cols} grid")
+    features = features.reshape(cells, -1)
+    library = np.asarray(library)
+    problem = assignment_problem(rows, cols, len(library), max_repeats, min_spacing)
+    if problem is not None:
+        raise ValueError(problem[1])
+    grid = _Grid(rows, cols, min_spacing)
+    lists = _Lists(features, library, candidates, distances, method)
+    if max_repeats is None and min_spacing == 0:
+        return lists.first(1)[:, 0].copy(), {"solver": "nearest"}
+    if assignment == "greedy":
+        if candidates is None:
+            lists.fetch_all(candidate_count(cells, len(library), max_repeats, min_spacing))
+        try:
+            return _greedy(lists, max_repeats, grid), {"solver": "greedy"}
+        except ValueError as error:
+            return _class_layout(lists, max_repeats, grid, error), {"solver": "classes"}
+    uses = uses_allowed(rows, cols, max_repeats, min_spacing)
+    if max_repeats is None and not _dense_fits(cells, len(library), uses, DENSE_SOLVE_ENTRIES):
+        uses = None  # the many copies of a tile that spacing alone allows are only worth it for a dense problem
+    chosen, info = _optimal(lists, uses, cells, len(library), max_repeats, min_spacing)
+    if min_spacing == 0:
+        return chosen, info
+    # Spacing makes the optimum a heuristic: keep the greedy's answer when it costs less.
+    if (lists.length == 0).any():
+        lists.fetch_all(candidate_count(cells, len(library), max_repeats, min_spacing))
+    options, failure = [], None
+    try:
+        options.append((_spread(lists, chosen, uses, grid, info), info["solver"]))
+    except ValueError as error:
+        failure = error
+    try:
+        options.append((_greedy(lists, max_repeats, grid), "greedy"))
+    except ValueError as error:
+        failure = failure or error
+    if not options:
+        options.append((_class_layout(lists, max_repeats, grid, failure), "classes"))
+    totals = [_total(lists, option) for option, _ in options]
+    chosen, info["solver"] = options[int(np.argmin(totals))]
+    _check(chosen, max_repeats, grid)
+    return chosen, info
+
+
+def _total(lists, chosen: np.ndarray) -> float:
+    """Sum of the cell-to-tile distances of an assignment."""
+    return float(exact_distances(lists.features, lists.library, chosen[:, None]).sum())
+
+
+class _Grid:
+    """Cell positions on the grid and the spacing rule between uses of one tile."""
+
+    def __init__(self, rows: int, cols: int, spacing: int):
+        self.rows, self.cols, self.spacing = rows, cols, spacing
+
+    def conflicts(self, chosen: np.ndarray) -> np.ndarray:
+        """(p, 2) cell pairs (first < second) holding the same tile within ``spacing`` of each other."""
+        tiles = chosen.reshape(self.rows, self.cols)
+        ids = np.arange(self.rows * self.cols).reshape(self.rows, self.cols)
+        found = [np.empty((0, 2), np.int64)]
+        reach = self.spacing
+        for dr in range(reach + 1):
+            for dc in range(-reach, reach + 1):
+                if (dr == 0 and dc <= 0) or dr >= self.rows or abs(dc) >= self.cols:
+                    continue
+                c0, c1 = max(0, -dc), self.cols - max(0, dc)
+                first, second = tiles[: self.rows - dr, c0:c1], tiles[dr:, c0 + dc : c1 + dc]
+                same = (first == second) & (first >= 0)
+                found.append(np.stack([ids[: self.rows - dr, c0:c1][same], ids[dr:, c0 + dc : c1 + dc][same]], 1))
+        pairs = np.concatenate(found)
+        return np.minimum(pairs, pairs[:, ::-1]) if len(pairs) else pairs
+
+    def blocked(self, tiles2d: np.ndarray, cell: int, tile: int) -> bool:
+        """Whether ``tile`` is on a cell within reach of ``cell`` in the (rows, cols) grid ``tiles2d`` (-1: empty)."""
+        row, col = divmod(cell, self.cols)
+        reach = self.spacing
+        window = tiles2d[max(0, row - reach) : row + reach + 1, max(0, col - reach) : col + reach + 1]
+        return bool((window == tile).any())
+
+
+class _Lists:
+    """Each cell's nearest tiles, nearest first, grown on demand, plus extra (cell, tile) pairs.
+
+    A cell's list is a prefix of one nearest-tile search (the caller's or one
+    made here); ``bound`` is a lower bound on the distance of any tile not in it.
+    """
+
+    def __init__(self, features, library, candidates, distances, method):
+        self.features, self.library, self.method = features, library, method
+        self.size = len(library)
+        self._index = None
+        self.sources = []  # (tiles, costs) arrays of nearest searches
+        cells = len(features)
+        self.source = np.full(cells, -1, np.int64)  # which search each list is a prefix of; -1: none yet
+        self.row = np.arange(cells)
+        self.length = np.zeros(cells, np.int64)
+        self.extra = np.empty(0, np.int64)  # keys cell * size + tile
+        if candidates is not None:
+            tiles = np.asarray(candidates, np.int64).reshape(cells, -1)
+            costs = np.asarray(distances, np.float64).reshape(cells, -1)
+            self.sources.append((tiles, costs))
+            self.source[:] = 0
+            self.length[:] = tiles.shape[1]
+
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = build_index(self.library, self.method)
+        return self._index
+
+    def first(self, k: int) -> np.ndarray:
+        """(c, k) nearest tiles of every cell (from the given lists when they are long enough)."""
+        if self.sources and self.sources[0][0].shape[1] >= k:
+            return self.sources[0][0][:, :k]
+        self.fetch_all(k)
+        return self.sources[-1][0][:, :k]
+
+    def fetch_all(self, k: int):
+        """Every cell's list becomes its ``k`` nearest tiles."""
+        self.grow(np.arange(len(self.features)), np.full(len(self.features), k))
+
+    def grow(self, cells: np.ndarray, lengths: np.ndarray):
+        """Lists of ``cells`` lengthened to ``lengths`` (at most the library), searching again where needed."""
+        lengths = np.minimum(np.maximum(lengths, self.length[cells]), self.size)
+        widths = np.array([tiles.shape[1] for tiles, _ in self.sources] + [0], np.int64)[self.source[cells]]
+        short = lengths > widths
+        if short.any():
+            missing = cells[short]
+            k = int(lengths[short].max())
+            self.sources.append(nearest(self.features[missing], self.index(), k))
+            self.source[missing] = len(self.sources) - 1
+            self.row[missing] = np.arange(len(missing))
+        self.length[cells] = lengths
+
+    def add(self, cells: np.ndarray, tiles: np.ndarray):
+        """Pairs (cell, tile) to offer the solver beside the lists."""
+        self.extra = np.union1d(self.extra, cells * self.size + tiles)
+
+    def list_of(self, cell: int):
+        """(tiles, costs) of one cell's list, nearest first (searched here when it has none)."""
+        if self.length[cell] == 0:
+            self.grow(np.array([cell]), np.array([64]))
+        tiles, costs = self.sources[self.source[cell]]
+        length = self.length[cell]
+        return tiles[self.row[cell], :length], costs[self.row[cell], :length]
+
+    def bound(self) -> np.ndarray:
+        """(c,) lower bound on the distance of each cell to any tile outside its list (inf when it lists all)."""
+        out = np.full(len(self.features), np.inf)
+        for number, (tiles, costs) in enumerate(self.sources):
+            members = np.nonzero(self.source == number)[0]
+            if not len(members):
+                continue
+            length, rows = self.length[members], self.row[members]
+            inner = length < tiles.shape[1]
+            out[members[inner]] = costs[rows[inner], length[inner]]
+            if tiles.shape[1] < self.size:
+                edge = members[~inner]
+                out[edge] = costs[rows[~inner], tiles.shape[1] - 1]
+        out[self.length >= self.size] = np.inf
+        return out
+
+    def edges(self):
+        """(keys, tiles, costs) of every listed and extra pair, sorted by key = cell * size + tile."""
+        keys, costs = [], []
+        for number, (tiles, source_costs) in enumerate(self.sources):
+            members = np.nonzero(self.source == number)[0]
+            if not len(members):
+                continue
+            inside = np.arange(tiles.shape[1])[None, :] < self.length[members][:, None]
+            which, position = np.nonzero(inside)
+            rows = self.row[members][which]
+            keys.append(members[which] * self.size + tiles[rows, position])
+            costs.append(source_costs[rows, position])
+        keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+        costs = np.concatenate(costs) if costs else np.empty(0)
+        order = np.argsort(keys, kind="stable")
+        keys, costs = keys[order], costs[order]
+        if len(self.extra):
+            at = np.minimum(np.searchsorted(keys, self.extra), max(len(keys) - 1, 0))
+            extra = self.extra[keys[at] != self.extra] if len(keys) else self.extra
+            cells, tiles = np.divmod(extra, self.size)
+            extra_costs = exact_distances(self.features[cells], self.library, tiles[:, None])[:, 0]
+            keys, costs = np.concatenate([keys, extra]), np.concatenate([costs, extra_costs])
+            order = np.argsort(keys, kind="stable")
+            keys, costs = keys[order], costs[order]
+        return keys, keys % self.size, costs
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + count)`` for each pair."""
+    total = int(counts.sum())
+    steps = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + steps
+
+
+def _solve_restricted(keys, tiles, costs, cells: int, size: int, uses: int | None):
+    """Tile per cell minimising the total cost over the listed pairs, each tile used at most ``uses`` times.
+
+    ``uses`` None: every cell takes its cheapest listed tile (lowest index on
+    ties). Otherwise each tile becomes ``min(uses, cells listing it)`` copies
+    and the cells are matched to copies: dense (scipy's
+    ``linear_sum_assignment``) when the pairs fill at least an eighth of a
+    matrix of up to ``DENSE_SOLVE_ENTRIES``, else sparse (LAPJVsp).
+
+    Returns
+    -------
+    chosen : ndarray or None
+        (cells,) int64 tiles, or None when the pairs admit no full assignment.
+    short : ndarray
+        When ``chosen`` is None, the cells whose lists are too short (a set
+        of cells listing fewer tile copies than its size, found by
+        alternating paths from a maximum matching); else empty.
+    """
+    edge_cells = keys // size
+    if uses is None:
+        order = np.lexsort((tiles, costs, edge_cells))
+        listed, first = np.unique(edge_cells[order], return_index=True)
+        if len(listed) < cells:
+            return None, np.setdiff1d(np.arange(cells), listed)
+        return tiles[order][first], np.empty(0, np.int64)
+    copies = np.minimum(uses, np.bincount(tiles, minlength=size))
+    slots = int(copies.sum())
+    repeats = copies[tiles]
+    edge = np.repeat(np.arange(len(keys)), repeats)
+    column = (np.cumsum(copies) - copies)[tiles[edge]] + _ranges(np.zeros(len(keys), np.int64), repeats)
+    row, value = edge_cells[edge], costs[edge]
+    # LAPJVsp needs nonzero weights; one more per pair shifts every full matching by the same total.
+    graph = coo_matrix((value + 1.0, (row, column)), shape=(cells, slots)).tocsr()
+    matching = maximum_bipartite_matching(graph, perm_type="column")
+    if (matching < 0).any():
+        return None, _short_cells(graph, matching)
+    if cells * slots <= DENSE_SOLVE_ENTRIES and 8 * len(edge) >= cells * slots:
+        dense = np.full((cells, slots), np.inf)
+        dense[row, column] = value
+        matched_rows, matched = linear_sum_assignment(dense)
+    else:
+        matched_rows, matched = min_weight_full_bipartite_matching(graph)
+    chosen = np.empty(cells, np.int64)
+    chosen[matched_rows] = np.repeat(np.arange(size), copies)[matched]
+    return chosen, np.empty(0, np.int64)
+
+
+def _short_cells(graph, matching: np.ndarray) -> np.ndarray:
+    """Cells reachable from an unmatched cell by alternating paths (cell -> listed slot -> the slot's cell).
+
+    Together they list fewer slots than their number (Hall's condition fails),
+    so some of their lists must grow.
+    """
+    cells, slots = graph.shape
+    owner = np.full(slots, -1, np.int64)
+    matched = matching >= 0
+    owner[matching[matched]] = np.nonzero(matched)[0]
+    # Nodes: cells 0..cells-1, slots cells.., one start node linked to every unmatched cell.
+    graph = graph.tocoo()
+    taken = owner >= 0
+    start = cells + slots
+    unmatched = np.nonzero(~matched)[0]
+    heads = np.concatenate([graph.row, cells + np.nonzero(taken)[0], np.full(len(unmatched), start)])
+    tails = np.concatenate([cells + graph.col, owner[taken], unmatched])
+    links = coo_matrix((np.ones(len(heads)), (heads, tails)), shape=(start + 1, start + 1)).tocsr()
+    reached = breadth_first_order(links, start, directed=True, return_predecessors=False)
+    return np.sort(reached[reached < cells])
+
+
+def _least_prices(keys, tiles, costs, chosen, chosen_cost, size: int, uses: int, tolerance: float):
+    """Least tile prices p >= 0 with p[t] >= chosen_cost[c] + p[chosen[c]] - cost(c, t) for every listed pair.
+
+    Label-correcting from p = 0: only the cells on tiles whose price rose are
+    looked at again. For an optimal restricted assignment no tile with uses
+    left gets a price.
+
+    Returns
+    -------
+    prices : ndarray
+        (size,) float64.
+    sweeps : int
+        Rounds of the label-correcting loop.
+
+    Raises
+    ------
+    RuntimeError
+        When a tile with uses left gets a price (the assignment is not optimal).
+    """
+    cells = len(chosen)
+    pointer = np.searchsorted(keys, np.arange(cells + 1) * size)
+    held = np.bincount(chosen, minlength=size)
+    holders = np.argsort(chosen, kind="stable")
+    holder_start = np.cumsum(held) - held
+    prices = np.zeros(size)
+    active = np.arange(cells)
+    for sweep in range(size + 2):
+        counts = pointer[active + 1] - pointer[active]
+        edge = _ranges(pointer[active], counts)
+        push = np.repeat(chosen_cost[active] + prices[chosen[active]], counts) - costs[edge]
+        target = tiles[edge]
+        rise = push > prices[target] + tolerance
+        if not rise.any():
+            return prices, sweep + 1
+        target, push = target[rise], push[rise]
+        order = np.lexsort((-push, target))
+        target, push = target[order], push[order]
+        first = np.r_[True, target[1:] != target[:-1]]
+        target, push = target[first], push[first]
+        if (held[target] < uses).any():
+            raise RuntimeError("the restricted assignment is not optimal: a tile with uses left got a price")
+        prices[target] = push
+        active = holders[_ranges(holder_start[target], held[target])]
+    raise RuntimeError("tile prices did not settle (a cycle that lowers the cost)")
+
+
+def _cost_matrix(features: np.ndarray, library: np.ndarray) -> np.ndarray:
+    """(c, n) float64 Euclidean distances of every cell to every tile, computed from the differences."""
+    out = np.empty((len(features), len(library)))
+    for start in range(0, len(features), BLOCK_ROWS):
+        out[start : start + BLOCK_ROWS] = cdist(features[start : start + BLOCK_ROWS], library)
+    return out
+
+
+def _solve_dense(costs: np.ndarray, uses: int) -> np.ndarray | None:
+    """Tile per cell minimising the total of ``costs`` (c, n) with each tile used at most ``uses`` times.
+
+    Each tile column is repeated ``min(uses, c)`` times for scipy's
+    ``linear_sum_assignment``; inf marks a forbidden pair. None when no full
+    assignment exists.
+    """
+    copies = min(uses, len(costs))
+    try:
+        _, matched = linear_sum_assignment(np.repeat(costs, copies, axis=1) if copies > 1 else costs)
+    except ValueError:
+        return None
+    return matched // copies
+
+
+def _dense_fits(cells: int, size: int, uses: int, limit: int) -> bool:
+    """Whether the dense matrix of cells x tile copies has at most ``limit`` entries."""
+    return cells * size * min(uses, cells) <= limit
+
+
+def _optimal(lists: _Lists, uses: int | None, cells: int, size: int, max_repeats, min_spacing):
+    """The exact minimum-total assignment under ``uses`` per tile (see :func:`assign_cells`), and solver facts."""
+    info = {"solver": "optimal", "rounds": 0, "sweeps": 0, "grown": 0, "short": 0}
+    if uses is None:
+        info["solver"] = "nearest"
+        return lists.first(1)[:, 0].copy(), info
+    if not _dense_fits(cells, size, uses, DENSE_ENTRIES) and not lists.sources:
+        lists.fetch_all(candidate_count(cells, size, max_repeats, min_spacing))
+    while True:
+        info["rounds"] += 1
+        nearly_full = lists.sources and lists.length.sum() * 8 >= cells * size
+        if _dense_fits(cells, size, uses, DENSE_ENTRIES) or (
+            nearly_full and _dense_fits(cells, size, uses, DENSE_SOLVE_ENTRIES)
+        ):
+            # Every tile of every cell: exact by itself, no certificate needed.
+            info["solver"] = "dense"
+            return _solve_dense(_cost_matrix(lists.features, lists.library), uses), info
+        keys, tiles, costs = lists.edges()
+        chosen, short = _solve_restricted(keys, tiles, costs, cells, size, uses)
+        if chosen is None:
+            info["short"] += len(short)
+            lists.grow(short, GROWTH * np.maximum(lists.length[short], 4))
+            continue
+        chosen_cost = costs[np.searchsorted(keys, np.arange(cells) * size + chosen)]
+        tolerance = TOLERANCE * (1.0 + float(costs.max()))
+        prices, sweeps = _least_prices(keys, tiles, costs, chosen, chosen_cost, size, uses, tolerance)
+        info["sweeps"] += sweeps
+        info["edges"] = len(keys)
+        failed = np.nonzero(chosen_cost + prices[chosen] > lists.bound() + tolerance)[0]
+        if not len(failed):
+            return chosen, info
+        info["grown"] += len(failed)
+        lists.grow(failed, GROWTH * np.maximum(lists.length[failed], 4))
+
+
+def _spread(lists: _Lists, chosen: np.ndarray, uses: int | None, grid: _Grid, info: dict) -> np.ndarray:
+    """``chosen`` changed so that no tile repeats within ``grid.spacing``: forbid and re-solve, then repair.
+
+    Each round forbids every too-close repeat at the cell of the pair where it
+    costs more (the later cell on a tie) and solves again: over all tiles when
+    the dense matrix is small (:func:`_dense_fits`), else over the lists (with
+    each cell's current tile added to them).
+    """
+    size, cells = lists.size, len(chosen)
+    dense = None
+    if uses is not None and _dense_fits(cells, size, uses, DENSE_SOLVE_ENTRIES):
+        dense = _cost_matrix(lists.features, lists.library)
+    else:
+        lists.add(np.arange(cells), chosen)
+    forbidden = np.empty(0, np.int64)
+    for _ in range(SPACING_ROUNDS):
+        pairs = grid.conflicts(chosen)
+        if not len(pairs):
+            return chosen
+        info["spacing_rounds"] = info.get("spacing_rounds", 0) + 1
+        cost = exact_distances(lists.features, lists.library, chosen[:, None])[:, 0]
+        first, second = pairs[:, 0], pairs[:, 1]
+        loser = np.where(cost[second] >= cost[first], second, first)
+        forbidden = np.union1d(forbidden, loser * size + chosen[loser])
+        if dense is not None:
+            dense.reshape(-1)[forbidden] = np.inf
+            again = _solve_dense(dense, uses)
+        else:
+            keys, tiles, costs = lists.edges()
+            allowed = ~np.isin(keys, forbidden)
+            few = np.nonzero(np.bincount(keys[allowed] // size, minlength=cells) < 2)[0]
+            if len(few):
+                lists.grow(few, GROWTH * np.maximum(lists.length[few], 4))
+                keys, tiles, costs = lists.edges()
+                allowed = ~np.isin(keys, forbidden)
+            again, _ = _solve_restricted(keys[allowed], tiles[allowed], costs[allowed], cells, size, uses)
+        if again is None:
+            break
+        chosen = again
+    return _repair(lists, chosen, uses, grid, info)
+
+
+def _repair(lists: _Lists, chosen: np.ndarray, uses: int | None, grid: _Grid, info: dict) -> np.ndarray:
+    """Cells keep their tiles in order of cost while no kept use is within reach; the rest get their nearest fit."""
+    pairs = grid.conflicts(chosen)
+    if not len(pairs):
+        return chosen
+    size = lists.size
+    cost = exact_distances(lists.features, lists.library, chosen[:, None])[:, 0]
+    involved = np.unique(pairs)
+    placed = chosen.copy()
+    placed[involved] = -1
+    tiles2d = placed.reshape(grid.rows, grid.cols)
+    count = np.bincount(placed[placed >= 0], minlength=size)
+    dropped = []
+    for cell in involved[np.lexsort((involved, cost[involved]))].tolist():
+        tile = int(chosen[cell])
+        if grid.blocked(tiles2d, cell, tile):
+            dropped.append(cell)
+        else:
+            placed[cell] = tile
+            count[tile] += 1
+    limit = np.iinfo(np.int64).max if uses is None else uses
+    for cell in sorted(dropped):
+        while True:
+            tiles, _ = lists.list_of(cell)
+            fits = [t for t in tiles.tolist() if count[t] < limit and not grid.blocked(tiles2d, cell, t)]
+            if fits:
+                placed[cell] = fits[0]
+                count[fits[0]] += 1
+                break
+            if len(tiles) >= size:
+                row, col = divmod(cell, grid.cols)
+                raise ValueError(
+                    f"no tile fits cell {cell} (row {row}, col {col}): {int((count < limit).sum())} of {size} tiles "
+                    f"had uses left, each already used within min_spacing {grid.spacing} of it"
+                )
+            lists.grow(np.array([cell]), np.array([GROWTH * max(len(tiles), 4)]))
+    info["repaired"] = len(dropped)
+    return placed
+
+
+def _check(chosen: np.ndarray, max_repeats: int | None, grid: _Grid):
+    """Raise ValueError unless ``chosen`` keeps ``max_repeats`` and the spacing rule."""
+    uses = np.bincount(chosen).max()
+    if max_repeats is not None and uses > max_repeats:
+        raise ValueError(f"a tile is used {uses} times, more than max_repeats={max_repeats}")
+    pairs = grid.conflicts(chosen)
+    if len(pairs):
+        raise ValueError(f"cells {pairs[0, 0]} and {pairs[0, 1]} share a tile within min_spacing {grid.spacing}")
+
+
+def _greedy(lists: _Lists, max_repeats: int | None, grid: _Grid) -> np.ndarray:
+    """The best-distance-first greedy (see :func:`assign_cells`) over ``lists``, lengthening a list that runs out."""
+    cells, size = len(lists.features), lists.size
+    limit = math.inf if max_repeats is None else max_repeats
+    tile_lists, cost_lists = [], []
+    for cell in range(cells):
+        tiles, costs = lists.list_of(cell)
+        tile_lists.append(tiles.tolist())
+        cost_lists.append(costs.tolist())
     position = [0] * cells
-    uses = [0] * len(library)
-    assignment = [-1] * cells
-    heap = [(list_distances[cell][0], cell, lists[cell][0]) for cell in range(cells)]
+    uses = [0] * size
+    chosen = np.full(cells, -1, np.int64)
+    tiles2d = chosen.reshape(grid.rows, grid.cols)
+    spaced = grid.spacing > 0
+    heap = [(cost_lists[cell][0], cell, tile_lists[cell][0]) for cell in range(cells)]
     heapq.heapify(heap)
     while heap:
-        distance, cell, tile = heapq.heappop(heap)
-        if uses[tile] < max_repeats:
-            assignment[cell] = tile
+        _, cell, tile = heapq.heappop(heap)
+        if uses[tile] < limit and not (spaced and uses[tile] and grid.blocked(tiles2d, cell, tile)):
+            chosen[cell] = tile
             uses[tile] += 1
             continue
         step = position[cell] + 1
-        if step == len(lists[cell]):
-            if index is None:
-                index = build_index(library, method)
-            lists[cell], list_distances[cell] = _longer_list(index, features[cell], lists[cell], list_distances[cell])
+        if step == len(tile_lists[cell]):
+            if len(tile_lists[cell]) >= size:
+                row, col = divmod(cell, grid.cols)
+                left = sum(1 for count in uses if count < limit)
+                raise ValueError(
+                    f"no tile fits cell {cell} (row {row}, col {col}): {left} of {size} tiles had uses left, "
+                    f"each already used within min_spacing {grid.spacing} of it"
+                )
+            tile_lists[cell], cost_lists[cell] = _longer_list(
+                lists.index(), lists.features[cell], tile_lists[cell], cost_lists[cell]
+            )
         position[cell] = step
-        heapq.heappush(heap, (list_distances[cell][step], cell, lists[cell][step]))
-    return np.array(assignment, np.int64)
+        heapq.heappush(heap, (cost_lists[cell][step], cell, tile_lists[cell][step]))
+    return chosen
 
 
 def _longer_list(index: Index, feature, tiles: list, distances: list):
     """The cell's candidate list extended to four times its length (its current entries kept first)."""
-    more, more_distances = nearest(feature[None, :], index, min(len(index.library), 4 * len(tiles)))
+    more, more_distances = nearest(feature[None, :], index, min(len(index.library), GROWTH * len(tiles)))
     seen = set(tiles)
     extra = [(d, t) for t, d in zip(more[0].tolist(), more_distances[0].tolist(), strict=True) if t not in seen]
     return tiles + [t for _, t in extra], distances + [d for d, _ in extra]
+
+
+def _class_layout(lists: _Lists, max_repeats: int | None, grid: _Grid, failure: Exception) -> np.ndarray:
+    """A layout that keeps the spacing rule by construction, for when the greedy gets stuck.
+
+    Cells with the same (row, col) modulo a period p > ``spacing`` are more
+    than ``spacing`` apart, so tiles may repeat freely inside such a class.
+    The smallest period whose classes need no more tiles than the library has
+    (``ceil(class cells / max_repeats)`` each, one without a limit) is used.
+    Each tile is given to one class: first the tiles the classes need,
+    matched to the classes' mean features, then every other tile to the class
+    with the nearest mean; each class is then assigned optimally over its own
+    tiles.
+
+    Raises
+    ------
+    ValueError
+        ``failure``'s message, when no period works.
+    """
+    size = lists.size
+    rows, cols = np.divmod(np.arange(grid.rows * grid.cols), grid.cols)
+    for period in range(grid.spacing + 1, max(grid.rows, grid.cols) + 1):
+        classes, label = np.unique((rows % period) * period + cols % period, return_inverse=True)
+        sizes = np.bincount(label)
+        needed = np.ones(len(classes), np.int64) if max_repeats is None else -(-sizes // max_repeats)
+        if needed.sum() <= size:
+            break
+    else:
+        raise ValueError(str(failure))
+    means = np.stack([lists.features[label == number].mean(axis=0) for number in range(len(classes))])
+    closeness = _cost_matrix(means, lists.library)
+    slot_class = np.repeat(np.arange(len(classes)), needed)
+    _, tiles = linear_sum_assignment(closeness[slot_class])
+    owner = np.full(size, -1, np.int64)
+    owner[tiles] = slot_class
+    rest = owner < 0
+    owner[rest] = np.argmin(closeness[:, rest], axis=0)
+    chosen = np.empty(len(label), np.int64)
+    for number in range(len(classes)):
+        members, own = np.nonzero(label == number)[0], np.nonzero(owner == number)[0]
+        sub = _Lists(lists.features[members], lists.library[own], None, None, lists.method)
+        uses = None if max_repeats is None else min(max_repeats, len(members))
+        picked, _ = _optimal(sub, uses, len(members), len(own), max_repeats, 0)
+        chosen[members] = own[picked]
+    return chosen

@@ -1,23 +1,28 @@
-"""Photomosaics: match every tile-sized cell of a target to a library tile, assemble, and measure.
+"""Photomosaics: match every tile-sized cell of a target to a library tile, assign, render and measure.
 
-Matching runs in worker processes over bands of cells (rows of the target);
-each worker receives the library features once, from the pool initializer.
-The band size does not depend on the number of processes, and the search is
-exact with ties broken by tile index, so the mosaic does not depend on them.
+The nearest tiles of every cell are searched in worker processes over bands
+of cells (rows of the target); each worker receives the library features once,
+from the pool initializer. The band size does not depend on the number of
+processes, and the search is exact with ties broken by tile index, so the
+mosaic does not depend on them. The assignment under reuse limits is
+:func:`pixelflow.mosaics.matching.assign_cells`. The mosaic is then rendered
+and measured in bands of cell rows (:func:`render_bands`), so that a large
+print is never held whole in memory.
 """
 
 import math
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypedDict
 
 import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
-from skimage.metrics import peak_signal_noise_ratio
 
 from pixelflow.errors import ConfigError
 from pixelflow.mosaics import matching
-from pixelflow.mosaics.tiles import cut_tiles, grid_features, pooled_features, to_uint8_grey_or_rgb
+from pixelflow.mosaics.tiles import cut_tiles, grid_features, pooled_features, tile_shape, to_uint8_grey_or_rgb
 from pixelflow.runner import parallel_map
 
 
@@ -30,31 +35,38 @@ class MosaicSpec(TypedDict):
         The mosaic's config key, for error messages.
     library : str
         The library's name, for error messages and the report.
-    tile : int
-        Cell size in target pixels.
+    tile : list of int
+        Cell [height, width] in target pixels.
     grid : int
         Features: grid x grid cell means (:func:`pixelflow.mosaics.tiles.grid_features`).
     space : str
         The features' colour space: ``lab`` or ``rgb``.
+    assignment : str
+        ``optimal`` or ``greedy`` (:func:`pixelflow.mosaics.matching.assign_cells`).
     max_repeats : int or None
         Uses of one tile at most; None: no limit.
+    min_spacing : int
+        No tile again within this Chebyshev distance in cells; 0: no rule.
     colour_correction : float
         From 0 to 1: how far tiles move toward their cell's mean colour.
-    scale : int
-        Output pixels per tile side.
+    scale : list of int
+        Output [height, width] of each placed tile.
     """
 
     key: str
     library: str
-    tile: int
+    tile: list[int]
     grid: int
     space: str
+    assignment: str
     max_repeats: int | None
+    min_spacing: int
     colour_correction: float
-    scale: int
+    scale: list[int]
 
 
 BAND_CELLS = 256  # cells per matching task, about; whole rows of cells
+BAND_PIXELS = 1 << 24  # output pixels per rendered band, about (whole rows of cells, at least one)
 # Starting the worker pool costs about 0.1 s here, while one process matches
 # 1024 cells against 22,852 tiles in 0.01-0.1 s: smaller searches run inline.
 PARALLEL_MIN_PAIRS = 50_000_000
@@ -153,36 +165,42 @@ def rgb_float(images: np.ndarray) -> np.ndarray:
     return images if images.shape[-1:] == (3,) and images.ndim == 4 else images[..., None].repeat(3, -1)
 
 
-def placed_tiles(tiles, assignment, scale, tile_means=None, cell_means=None, correction=0.0) -> np.ndarray:
-    """The tiles of ``assignment`` at ``scale`` px, shifted by ``correction`` toward their cell's mean colour.
+def placed_tiles(tiles, assignment, scale, tile_means=None, cell_means=None, correction=0.0, rgb=False) -> np.ndarray:
+    """The tiles of ``assignment`` at ``scale``, shifted by ``correction`` toward their cell's mean colour.
 
     Parameters
     ----------
     tiles : ndarray
-        (n, t, t) grey or (n, t, t, 3) RGB uint8.
+        (n, h, w) grey or (n, h, w, 3) RGB uint8.
     assignment : ndarray
         (cells,) int tile per cell.
-    scale : int
-        Output tile side in pixels; resizing averages areas when shrinking and
-        is bilinear when enlarging.
+    scale : tuple of int
+        Output (height, width) of a tile; resizing averages areas when
+        shrinking and is bilinear when enlarging.
     tile_means, cell_means : ndarray, optional
         (n, channels) and (cells, channels) mean colours on [0, 255], one
-        channel for grey tiles; unused when ``correction`` is 0 or less.
+        channel for a grey result; unused when ``correction`` is 0 or less.
     correction : float
         The fraction of ``cell mean - tile mean`` added to every pixel of a
         placed tile; the result is rounded and clipped to [0, 255].
+    rgb : bool
+        Give grey tiles three equal channels.
 
     Returns
     -------
     ndarray
-        (cells, scale, scale) or (cells, scale, scale, 3) uint8.
+        (cells, height, width) or (cells, height, width, 3) uint8.
     """
     used, inverse = np.unique(assignment, return_inverse=True)
     chosen = tiles[used]
-    if scale != tiles.shape[1]:
-        interpolation = cv2.INTER_AREA if scale < tiles.shape[1] else cv2.INTER_LINEAR
-        chosen = np.stack([cv2.resize(t, (scale, scale), interpolation=interpolation) for t in chosen])
-        chosen = chosen.reshape(len(used), scale, scale, *tiles.shape[3:])
+    if rgb and chosen.ndim == 3:
+        chosen = chosen[..., None].repeat(3, -1)
+    height, width = scale
+    if (height, width) != chosen.shape[1:3]:
+        shrinking = height * width < chosen.shape[1] * chosen.shape[2]
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        resized = [cv2.resize(t, (width, height), interpolation=interpolation) for t in chosen]
+        chosen = np.stack(resized).reshape(len(used), height, width, *chosen.shape[3:])
     placed = chosen[inverse.ravel()]
     if correction <= 0:
         return placed
@@ -197,18 +215,52 @@ def assemble(placed: np.ndarray, rows: int, cols: int) -> np.ndarray:
     Parameters
     ----------
     placed : ndarray
-        (rows * cols, s, s) or (rows * cols, s, s, c).
+        (rows * cols, h, w) or (rows * cols, h, w, c).
     rows, cols : int
         The grid's size in tiles.
 
     Returns
     -------
     ndarray
-        (rows * s, cols * s) or (rows * s, cols * s, c), contiguous.
+        (rows * h, cols * w) or (rows * h, cols * w, c), contiguous.
     """
-    size = placed.shape[1]
-    grid = placed.reshape(rows, cols, size, size, *placed.shape[3:]).swapaxes(1, 2)
-    return np.ascontiguousarray(grid.reshape(rows * size, cols * size, *placed.shape[3:]))
+    height, width = placed.shape[1:3]
+    grid = placed.reshape(rows, cols, height, width, *placed.shape[3:]).swapaxes(1, 2)
+    return np.ascontiguousarray(grid.reshape(rows * height, cols * width, *placed.shape[3:]))
+
+
+def difference_sums(mosaic: np.ndarray, target: np.ndarray) -> tuple[float, float, int, int]:
+    """Sums behind :func:`quality`: (CIEDE2000 sum, squared-error sum, pixels, values).
+
+    A mosaic of another size is first resized to the target's (area
+    averaging); grey images are compared as RGB with equal channels when the
+    other one is in colour.
+
+    Parameters
+    ----------
+    mosaic, target : ndarray
+        (h, w) grey or (h, w, 3) RGB uint8.
+
+    Returns
+    -------
+    tuple
+        The sum of per-pixel CIEDE2000 differences, the sum of squared value
+        differences, the number of pixels, and of values (pixels x channels).
+    """
+    if mosaic.shape[:2] != target.shape[:2]:
+        mosaic = cv2.resize(mosaic, target.shape[1::-1], interpolation=cv2.INTER_AREA)
+    a, b = rgb_float(mosaic[None])[0] / 255.0, rgb_float(target[None])[0] / 255.0
+    delta = float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).sum(dtype=np.float64))
+    if mosaic.ndim != target.ndim:
+        mosaic, target = np.rint(a * 255).astype(np.uint8), np.rint(b * 255).astype(np.uint8)
+    squared = float(((mosaic.astype(np.float64) - target) ** 2).sum())
+    return delta, squared, int(np.prod(target.shape[:2])), int(target.size)
+
+
+def quality_from_sums(delta: float, squared: float, pixels: int, values: int) -> dict:
+    """Mean CIEDE2000 and PSNR (dB, None for identical images) from :func:`difference_sums`, summed over bands."""
+    psnr = None if squared == 0 else 10 * math.log10(255.0**2 / (squared / values))
+    return {"mean_ciede2000": round(delta / pixels, 4), "psnr_db": None if psnr is None else round(psnr, 4)}
 
 
 def quality(mosaic: np.ndarray, target: np.ndarray) -> dict:
@@ -227,25 +279,18 @@ def quality(mosaic: np.ndarray, target: np.ndarray) -> dict:
     dict
         ``mean_ciede2000`` and ``psnr_db``, rounded to 4 decimals.
     """
-    if mosaic.shape[:2] != target.shape[:2]:
-        mosaic = cv2.resize(mosaic, target.shape[1::-1], interpolation=cv2.INTER_AREA)
-    a, b = rgb_float(mosaic[None])[0] / 255.0, rgb_float(target[None])[0] / 255.0
-    delta = float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).mean())
-    if mosaic.ndim != target.ndim:
-        mosaic, target = np.rint(a * 255).astype(np.uint8), np.rint(b * 255).astype(np.uint8)
-    psnr = peak_signal_noise_ratio(target, mosaic, data_range=255) if not np.array_equal(mosaic, target) else None
-    return {"mean_ciede2000": round(delta, 4), "psnr_db": None if psnr is None else round(float(psnr), 4)}
+    return quality_from_sums(*difference_sums(mosaic, target))
 
 
-def check_fits(target_shape, tile: int, library_size: int, max_repeats, key: str, library: str) -> tuple[int, int]:
-    """(rows, cols) of cells, or a ConfigError naming ``key`` when the tile or library cannot cover the target.
+def check_fits(target_shape, tile, library_size, max_repeats, key, library, min_spacing=0) -> tuple[int, int]:
+    """(rows, cols) of cells, or a ConfigError naming the key when the tiles cannot cover the target.
 
     Parameters
     ----------
     target_shape : tuple of int
         The target's (h, w[, c]).
-    tile : int
-        Cell side in target pixels.
+    tile : int or sequence of int
+        Cell side, or (height, width), in target pixels.
     library_size : int
         Tiles in the library.
     max_repeats : int or None
@@ -254,66 +299,97 @@ def check_fits(target_shape, tile: int, library_size: int, max_repeats, key: str
         The mosaic's config key.
     library : str
         The library's name.
+    min_spacing : int
+        No tile again within this many cells; 0: no rule.
 
     Returns
     -------
     tuple of int
-        ``(h // tile, w // tile)``.
+        ``(h // tile height, w // tile width)``.
 
     Raises
     ------
     ConfigError
-        Naming ``key.tile`` when ``tile`` exceeds the target's shorter side,
-        ``key.library`` when the library is empty, and ``key.max_repeats``
-        when the library cannot fill the cells at that limit.
+        Naming ``key.tile`` when the tile exceeds the target, ``key.library``
+        when the library is empty, and ``key.max_repeats`` or
+        ``key.min_spacing`` when the library cannot fill the cells under those
+        limits (:func:`pixelflow.mosaics.matching.assignment_problem`).
     """
     height, width = target_shape[:2]
-    if tile > min(height, width):
-        raise ConfigError(f"config key {key}.tile: {tile} px is larger than the {width}x{height} target")
-    rows, cols = height // tile, width // tile
+    tile_height, tile_width = tile_shape(tile)
+    if tile_height > height or tile_width > width:
+        size = f"{tile_height} px" if tile_height == tile_width else f"{tile_height}x{tile_width} px (height x width)"
+        raise ConfigError(f"config key {key}.tile: {size} is larger than the {width}x{height} target")
+    rows, cols = height // tile_height, width // tile_width
     if library_size == 0:
         raise ConfigError(f"config key {key}.library: library {library!r} has no tiles")
-    if max_repeats is not None and library_size * max_repeats < rows * cols:
-        raise ConfigError(
-            f"config key {key}.max_repeats: the target's {rows}x{cols} = {rows * cols} cells need at least "
-            f"{matching.tiles_needed(rows * cols, max_repeats)} tiles at max_repeats={max_repeats}, "
-            f"library {library!r} has {library_size} (raise max_repeats to "
-            f"{math.ceil(rows * cols / library_size)} or use a larger library)"
-        )
+    problem = matching.assignment_problem(rows, cols, library_size, max_repeats, min_spacing)
+    if problem is not None:
+        limit, message = problem
+        raise ConfigError(f"config key {key}.{limit}: {message} (library {library!r})")
     return rows, cols
 
 
-def make_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int = 1):
-    """Build a photomosaic.
+@dataclass
+class Layout:
+    """A matched mosaic, ready to render band by band (:func:`render_bands`).
+
+    Attributes
+    ----------
+    rows, cols : int
+        Cells down and across.
+    assignment : ndarray
+        (rows * cols,) int64 tile per cell, row-major.
+    distances : ndarray
+        (rows * cols,) float64 feature distance of each cell to its tile.
+    target : ndarray
+        The 8-bit target cropped to whole cells.
+    grey : bool
+        A grey mosaic (grey target and grey tiles); otherwise RGB.
+    cell_means, tile_means : ndarray or None
+        Mean colours for colour correction, or None without it.
+    method : str
+        The nearest-tile search used (``kdtree`` or ``blas``).
+    seconds : dict
+        Seconds spent on features and on matching.
+    """
+
+    rows: int
+    cols: int
+    assignment: np.ndarray
+    distances: np.ndarray
+    target: np.ndarray
+    grey: bool
+    cell_means: np.ndarray | None
+    tile_means: np.ndarray | None
+    method: str
+    seconds: dict
+
+
+def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int = 1) -> Layout:
+    """Features, nearest tiles and the assignment of a photomosaic.
 
     Parameters
     ----------
     target : ndarray
         Target image (grey, RGB or RGBA, any supported dtype).
     tiles : ndarray
-        Library tiles, uint8 (n, t, t) grey or (n, t, t, 3) RGB.
+        Library tiles, uint8 (n, h, w) grey or (n, h, w, 3) RGB.
     library_pooled : dict
         ``{"lab": ..., "rgb": ...}`` pooled features of the tiles (:func:`pixelflow.mosaics.tiles.pooled_features`).
     spec : MosaicSpec
-        tile, grid, space, max_repeats (None: unlimited), colour_correction,
-        scale, and key/library (names used in error messages).
+        What the mosaic asks for.
     processes : int
-        Worker processes matching bands of cells.
+        Worker processes searching bands of cells.
 
     Returns
     -------
-    mosaic : ndarray
-        (rows * scale, cols * scale) uint8 when target and tiles are grey, else
-        (rows * scale, cols * scale, 3) RGB; the target is cropped to whole cells.
-    report : dict
-        The library, tile size, cells, mosaic shape, features, matching method,
-        distinct tiles used and most uses of one, :func:`quality` against the
-        cropped target, and seconds per phase.
+    Layout
 
     Raises
     ------
     ValueError
-        If the tiles are not ``spec["tile"]`` pixels wide.
+        If the tiles are not of ``spec["tile"]``'s shape.
     ImageError
         For a target of an unsupported shape or dtype.
     ConfigError
@@ -324,56 +400,196 @@ def make_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int 
     seconds = {}
     started = time.perf_counter()
     target = to_uint8_grey_or_rgb(target, "target")
-    tile, max_repeats = spec["tile"], spec["max_repeats"]
-    if tiles.shape[1] != tile:
-        raise ValueError(f"library tiles are {tiles.shape[1]} px, the mosaic asks for {tile} px")
-    rows, cols = check_fits(target.shape, tile, len(tiles), max_repeats, spec["key"], spec["library"])
-    cropped = target[: rows * tile, : cols * tile]
+    tile = tile_shape(spec["tile"])
+    if tuple(tiles.shape[1:3]) != tile:
+        raise ValueError(f"library tiles are {tiles.shape[1:3]} px, the mosaic asks for {tile} px")
+    max_repeats, min_spacing = spec["max_repeats"], spec["min_spacing"]
+    rows, cols = check_fits(target.shape, tile, len(tiles), max_repeats, spec["key"], spec["library"], min_spacing)
+    cropped = target[: rows * tile[0], : cols * tile[1]]
     cells = cut_tiles(cropped, tile)
     grey = tiles.ndim == 3 and target.ndim == 2
     cell_pooled = pooled_features(cells, spec["space"])
-    cell_features = grid_features(cell_pooled, spec["grid"], grey).reshape(rows, cols, -1)
+    cell_features = grid_features(cell_pooled, spec["grid"], grey)
     library_features = grid_features(library_pooled[spec["space"]], spec["grid"], grey)
-    seconds["features"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    method = matching.choose_method(library_features.shape[1])
-    k = matching.candidate_count(rows * cols, len(tiles), max_repeats)
-    candidates, distances = match_cells(cell_features, library_features, k, method, processes)
-    assignment = matching.assign_limited(
-        cell_features.reshape(rows * cols, -1), library_features, max_repeats, candidates, distances, method
-    )
-    seconds["matching"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    library_tiles = tiles if grey or tiles.ndim == 4 else tiles[..., None].repeat(3, -1)
-    correction = float(spec["colour_correction"])
     cell_means = tile_means = None
-    if correction > 0:
+    if spec["colour_correction"] > 0:
         cell_means = cell_pooled.mean(axis=(1, 2)) if spec["space"] == "rgb" else rgb_float(cells).mean(axis=(1, 2))
         tile_means = library_pooled["rgb"].mean(axis=(1, 2))
         if grey:
             cell_means, tile_means = cell_means[:, :1], tile_means[:, :1]
-    placed = placed_tiles(library_tiles, assignment, spec["scale"], tile_means, cell_means, correction)
-    mosaic = assemble(placed, rows, cols)
-    seconds["assembly"] = time.perf_counter() - started
+    seconds["features"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scores = quality(mosaic, cropped)
-    seconds["quality"] = time.perf_counter() - started
-    uses = np.bincount(assignment, minlength=len(tiles))
-    report = {
-        "library": spec["library"],
-        "library_tiles": int(len(tiles)),
-        "tile": tile,
-        "cells": [rows, cols],
-        "mosaic_shape": list(mosaic.shape),
-        "features": {"grid": spec["grid"], "space": spec["space"]},
-        "matching_method": method,
-        "max_repeats": max_repeats,
+    method = matching.choose_method(library_features.shape[1])
+    k = matching.candidate_count(rows * cols, len(tiles), max_repeats, min_spacing)
+    candidates, distances = match_cells(cell_features.reshape(rows, cols, -1), library_features, k, method, processes)
+    assignment = matching.assign_cells(
+        cell_features,
+        library_features,
+        rows=rows,
+        cols=cols,
+        max_repeats=max_repeats,
+        min_spacing=min_spacing,
+        assignment=spec["assignment"],
+        candidates=candidates,
+        distances=distances,
+        method=method,
+    )
+    chosen = library_features[assignment].astype(np.float64) - cell_features.astype(np.float64)
+    cell_distances = np.sqrt(np.einsum("cd,cd->c", chosen, chosen))
+    seconds["matching"] = time.perf_counter() - started
+    return Layout(rows, cols, assignment, cell_distances, cropped, grey, cell_means, tile_means, method, seconds)
+
+
+def band_rows(cols: int, scale) -> int:
+    """Cell rows per rendered band: about :data:`BAND_PIXELS` output pixels, at least one row."""
+    return max(1, BAND_PIXELS // (cols * scale[0] * scale[1]))
+
+
+def render_bands(layout: Layout, tiles: np.ndarray, scale, correction: float = 0.0) -> Iterator[np.ndarray]:
+    """The mosaic as bands of whole cell rows, from the top (:func:`band_rows` rows each).
+
+    Parameters
+    ----------
+    layout : Layout
+        From :func:`match_mosaic`.
+    tiles : ndarray
+        The library tiles the layout indexes.
+    scale : tuple of int
+        Output (height, width) of a tile.
+    correction : float
+        Colour correction (:func:`placed_tiles`).
+
+    Yields
+    ------
+    ndarray
+        (rows * scale height, cols * scale width) grey or (..., 3) RGB uint8.
+    """
+    step = band_rows(layout.cols, scale)
+    for top in range(0, layout.rows, step):
+        cells = slice(top * layout.cols, min(top + step, layout.rows) * layout.cols)
+        assignment = layout.assignment[cells]
+        cell_means = None if layout.cell_means is None else layout.cell_means[cells]
+        placed = placed_tiles(tiles, assignment, scale, layout.tile_means, cell_means, correction, rgb=not layout.grey)
+        yield assemble(placed, len(assignment) // layout.cols, layout.cols)
+
+
+def measured_bands(layout: Layout, bands, scale, sums: list) -> Iterator[np.ndarray]:
+    """Pass ``bands`` (of :func:`render_bands` at ``scale``) through, measuring each against its part of the target.
+
+    Each band's :func:`difference_sums` are added to ``sums``, a list of
+    [CIEDE2000 sum, squared-error sum, pixels, values], so that the mosaic is
+    measured as it is written, without being kept.
+    """
+    tile_height = layout.target.shape[0] // layout.rows
+    row = 0
+    for band in bands:
+        cell_rows = band.shape[0] // scale[0]
+        part = layout.target[row * tile_height : (row + cell_rows) * tile_height]
+        for index, value in enumerate(difference_sums(band, part)):
+            sums[index] += value
+        row += cell_rows
+        yield band
+
+
+def usage_report(layout: Layout, library_size: int) -> dict:
+    """Distinct tiles used, the most uses of one, and the total and mean feature distance."""
+    uses = np.bincount(layout.assignment, minlength=library_size)
+    return {
         "distinct_tiles": int(np.count_nonzero(uses)),
         "max_uses": int(uses.max()),
-        **scores,
-        "seconds": {phase: round(value, 4) for phase, value in seconds.items()},
+        "total_distance": round(float(layout.distances.sum()), 4),
+        "mean_distance": round(float(layout.distances.mean()), 4),
     }
-    return mosaic, report
+
+
+def make_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int = 1):
+    """Build a photomosaic in memory (for small mosaics, tests and benchmarks; the job writes it band by band).
+
+    Parameters
+    ----------
+    target, tiles, library_pooled, spec, processes
+        As for :func:`match_mosaic`.
+
+    Returns
+    -------
+    mosaic : ndarray
+        (rows * scale height, cols * scale width) uint8 when target and tiles
+        are grey, else RGB; the target is cropped to whole cells.
+    report : dict
+        :func:`mosaic_report`, with :func:`quality` against the cropped target.
+
+    Raises
+    ------
+    As :func:`match_mosaic`.
+    """
+    layout = match_mosaic(target, tiles, library_pooled, spec, processes)
+    started = time.perf_counter()
+    mosaic = np.concatenate(list(render_bands(layout, tiles, tile_shape(spec["scale"]), spec["colour_correction"])))
+    layout.seconds["assembly"] = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = quality(mosaic, layout.target)
+    layout.seconds["quality"] = time.perf_counter() - started
+    return mosaic, mosaic_report(layout, spec, len(tiles), list(mosaic.shape), scores)
+
+
+def mosaic_report(layout: Layout, spec: MosaicSpec, library_size: int, shape, scores: dict) -> dict:
+    """The figures of a mosaic's JSON report (docs/mosaics.md, "The report")."""
+    return {
+        "library": spec["library"],
+        "library_tiles": int(library_size),
+        "tile": list(tile_shape(spec["tile"])),
+        "cells": [layout.rows, layout.cols],
+        "mosaic_shape": shape,
+        "features": {"grid": spec["grid"], "space": spec["space"]},
+        "matching_method": layout.method,
+        "assignment": spec["assignment"],
+        "max_repeats": spec["max_repeats"],
+        "min_spacing": spec["min_spacing"],
+        **usage_report(layout, library_size),
+        **scores,
+        "seconds": {phase: round(value, 4) for phase, value in layout.seconds.items()},
+    }
+
+
+PLACEMENT_COLUMNS = ("row", "col", "tile", "file", "top", "left", "rotation", "flip", "distance")
+
+
+def placement_table(layout: Layout, provenance: dict, files) -> str:
+    """The placement table of a mosaic as tab-separated text, one line per cell in row-major order.
+
+    Columns: the cell's ``row`` and ``col``; the library ``tile`` index; the
+    source ``file`` it came from, and the ``top``/``left`` pixel of the piece
+    or crop in that image (as a viewer shows it); its ``rotation`` (degrees
+    counter-clockwise) and ``flip`` (1 if mirrored left to right, after the
+    rotation); and the feature ``distance`` of the cell to the tile.
+
+    Parameters
+    ----------
+    layout : Layout
+        From :func:`match_mosaic`.
+    provenance : dict
+        Per library tile: ``source`` (index into ``files``), ``top``, ``left``,
+        ``rotation`` and ``flip`` arrays.
+    files : sequence of str
+        The library's source files.
+
+    Returns
+    -------
+    str
+        A header line and ``rows * cols`` lines, each ending in a newline.
+    """
+    tiles = layout.assignment
+    columns = [
+        np.repeat(np.arange(layout.rows), layout.cols),
+        np.tile(np.arange(layout.cols), layout.rows),
+        tiles,
+        np.asarray(files, dtype=object)[provenance["source"][tiles]],
+        provenance["top"][tiles],
+        provenance["left"][tiles],
+        provenance["rotation"][tiles],
+        provenance["flip"][tiles].astype(np.int64),
+        [f"{value:.4f}" for value in layout.distances],
+    ]
+    lines = ["\t".join(map(str, values)) for values in zip(*columns, strict=True)]
+    return "\t".join(PLACEMENT_COLUMNS) + "\n" + "".join(line + "\n" for line in lines)

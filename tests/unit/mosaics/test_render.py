@@ -13,12 +13,14 @@ RNG = np.random.default_rng(11)
 
 def spec(**changes):
     base = {
-        "tile": 8,
+        "tile": [8, 8],
         "grid": 4,
         "space": "lab",
+        "assignment": "optimal",
         "max_repeats": None,
+        "min_spacing": 0,
         "colour_correction": 0.0,
-        "scale": 8,
+        "scale": [8, 8],
         "key": "mosaics.m",
         "library": "lib",
     }
@@ -75,7 +77,7 @@ def test_full_colour_correction_moves_each_cell_to_the_target_mean():
 def test_grey_target_and_grey_tiles_give_a_grey_mosaic_at_the_scale():
     tiles = RNG.integers(0, 256, (20, 8, 8), dtype=np.uint8)
     target = RNG.integers(0, 256, (30, 41), dtype=np.uint8)
-    image, report = make_mosaic(target, *library(tiles), spec(scale=5, grid=1))
+    image, report = make_mosaic(target, *library(tiles), spec(scale=[5, 5], grid=1))
     assert image.shape == (15, 25) and report["cells"] == [3, 5]
     colour_target = RNG.integers(0, 256, (30, 41, 3), dtype=np.uint8)
     assert make_mosaic(colour_target, *library(tiles), spec(grid=1))[0].shape == (24, 40, 3)
@@ -94,10 +96,77 @@ def test_quality_matches_skimage_formulas():
 def test_input_checks_name_the_key():
     with pytest.raises(ConfigError, match=r"config key mosaics.m.tile: 40 px is larger than the 30x20 target"):
         check_fits((20, 30), 40, 10, None, "mosaics.m", "lib")
-    with pytest.raises(
-        ConfigError, match=r"mosaics.m.max_repeats: .* 24 cells need at least 12 tiles at max_repeats=2"
-    ):
+    with pytest.raises(ConfigError, match=r"mosaics.m.max_repeats: .*24 cells need at least 12 tiles"):
         check_fits((32, 48), 8, 5, 2, "mosaics.m", "lib")
     with pytest.raises(ConfigError, match="mosaics.m.library: library 'lib' has no tiles"):
         check_fits((20, 30), 8, 0, None, "mosaics.m", "lib")
     assert check_fits((20, 30), 8, 6, 2, "mosaics.m", "lib") == (2, 3)
+
+
+def test_non_square_cells_give_the_output_geometry_and_rebuild_exactly():
+    tiles = RNG.integers(0, 256, (50, 6, 10, 3), dtype=np.uint8)
+    layout = RNG.permutation(50)[:20]
+    target = assemble(tiles[layout], 4, 5)  # 24 x 50 px: 4 rows and 5 columns of 6 x 10 cells
+    image, report = make_mosaic(target, *library(tiles), spec(tile=[6, 10], scale=[6, 10], grid=2, max_repeats=1))
+    assert np.array_equal(image, target) and report["cells"] == [4, 5] and report["tile"] == [6, 10]
+    wide, _ = make_mosaic(target, *library(tiles), spec(tile=[6, 10], scale=[12, 20], grid=2))
+    assert wide.shape == (48, 100, 3)
+    with pytest.raises(ValueError, match="library tiles are"):
+        make_mosaic(target, *library(tiles), spec(tile=[10, 6]))
+
+
+def test_bands_render_and_measure_as_the_whole_mosaic(monkeypatch):
+    tiles = RNG.integers(0, 256, (80, 8, 8, 3), dtype=np.uint8)
+    target = RNG.integers(0, 256, (88, 72, 3), dtype=np.uint8)
+    whole, report = make_mosaic(target, *library(tiles), spec(grid=2, colour_correction=0.4, scale=[12, 12]))
+    monkeypatch.setattr(mosaic, "BAND_PIXELS", 1)  # one row of cells per band
+    layout = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, colour_correction=0.4, scale=[12, 12]))
+    sums = [0.0, 0.0, 0, 0]
+    bands = list(mosaic.measured_bands(layout, mosaic.render_bands(layout, tiles, (12, 12), 0.4), (12, 12), sums))
+    assert len(bands) == 11 and all(band.shape == (12, 108, 3) for band in bands)
+    assert np.array_equal(np.concatenate(bands), whole)
+    scores = mosaic.quality_from_sums(*sums)
+    assert scores["mean_ciede2000"] == pytest.approx(report["mean_ciede2000"], abs=1e-3)
+    assert scores["psnr_db"] == pytest.approx(report["psnr_db"], abs=1e-3)
+
+
+def test_the_placement_table_names_each_cells_tile_and_its_source():
+    tiles = RNG.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
+    target = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    provenance = {
+        "source": np.arange(30) % 3,
+        "top": np.arange(30) * 8,
+        "left": np.zeros(30, np.int64),
+        "rotation": np.where(np.arange(30) < 15, 0, 180),
+        "flip": np.arange(30) % 2 == 1,
+    }
+    layout = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, max_repeats=1))
+    lines = mosaic.placement_table(layout, provenance, ["a.jpg", "b.jpg", "c.jpg"]).splitlines()
+    assert lines[0].split("\t") == list(mosaic.PLACEMENT_COLUMNS) and len(lines) == 1 + 12
+    rebuilt = []
+    for line in lines[1:]:
+        row, col, tile, file, top, left, rotation, flip, distance = line.split("\t")
+        tile = int(tile)
+        assert int(row) * 4 + int(col) == len(rebuilt)
+        assert file == "abc"[tile % 3] + ".jpg" and int(top) == tile * 8 and int(flip) == tile % 2
+        assert int(rotation) == (0 if tile < 15 else 180)
+        assert float(distance) == pytest.approx(layout.distances[len(rebuilt)], abs=1e-4)
+        rebuilt.append(tiles[tile])
+    image, _ = make_mosaic(target, *library(tiles), spec(grid=2, max_repeats=1))
+    assert np.array_equal(assemble(np.stack(rebuilt), 3, 4), image)
+
+
+def test_min_spacing_and_assignment_reach_the_mosaic():
+    tiles = RNG.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    target = RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    layout = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, min_spacing=2))
+    grid = layout.assignment.reshape(6, 6)
+    for r in range(6):
+        for c in range(6):
+            near = grid[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3]
+            assert np.count_nonzero(near == grid[r, c]) == 1
+    greedy = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, max_repeats=1, assignment="greedy"))
+    optimal = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, max_repeats=1))
+    assert optimal.distances.sum() <= greedy.distances.sum() + 1e-9
+    with pytest.raises(ConfigError, match="config key mosaics.m.min_spacing"):
+        mosaic.match_mosaic(target, *library(tiles[:8]), spec(grid=2, min_spacing=2))
