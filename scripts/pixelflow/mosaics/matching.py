@@ -24,7 +24,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_bipartite_matching, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
-from scipy.spatial.distance import cdist
 
 # Chosen by `benchmarks/mosaics.py matching` on the development machine: the
 # k-d tree wins up to 12 dimensions (mean colour, 2x2 grid), BLAS blocks above.
@@ -275,10 +274,18 @@ def assignment_problem(
     return None
 
 
-def candidate_count(cells: int, library_size: int, max_repeats: int | None, min_spacing: int = 0) -> int:
-    """How many nearest tiles to find per cell up front (more are fetched for the cells that need them)."""
+def candidate_count(
+    cells: int, library_size: int, max_repeats: int | None, min_spacing: int = 0, assignment: str = "greedy"
+) -> int:
+    """How many nearest tiles to find per cell up front (more are fetched for the cells that need them).
+
+    0 when none are needed: an optimal assignment without spacing whose dense
+    problem is small enough (``DENSE_ENTRIES``) is solved over every tile.
+    """
     if max_repeats is None and min_spacing == 0:
         return 1
+    if assignment == "optimal" and min_spacing == 0 and _dense_fits(cells, library_size, max_repeats, DENSE_ENTRIES):
+        return 0
     count = 64
     if max_repeats is not None:
         count += 2 * math.ceil(cells / (library_size * max_repeats))
@@ -287,7 +294,9 @@ def candidate_count(cells: int, library_size: int, max_repeats: int | None, min_
     return min(library_size, count)
 
 
-DENSE_ENTRIES = 2_000_000  # cells x tile copies up to which every cell lists every tile (exact without a certificate)
+# cells x tile copies up to which every cell lists every tile (exact without a certificate): measured faster
+# than lists with the certificate up to here (1,024 cells x 5,000 tiles: 0.25 s against 1.9 s)
+DENSE_ENTRIES = 20_000_000
 DENSE_SOLVE_ENTRIES = 20_000_000  # cells x tile copies up to which lists covering 1/8 of the pairs turn dense
 GROWTH = 4  # a cell that fails the optimality certificate gets a list this many times longer
 SPACING_ROUNDS = 8  # re-solves that forbid conflicting repeats before the greedy repair
@@ -728,10 +737,27 @@ def _least_prices(keys, tiles, costs, chosen, chosen_cost, size: int, uses: int,
 
 
 def _cost_matrix(features: np.ndarray, library: np.ndarray) -> np.ndarray:
-    """(c, n) float64 Euclidean distances of every cell to every tile, computed from the differences."""
+    """(c, n) float64 Euclidean distances of every cell to every tile.
+
+    Computed in float64 as ``|f|^2 + |l|^2 - 2 f.l`` (BLAS) after centring
+    both on the library mean, block by block; measured 10x faster than
+    ``scipy.spatial.distance.cdist`` for 1,024 x 5,000 tiles at 192 values,
+    and within about 1e-10 of it.
+    """
+    library = np.asarray(library, np.float64)
+    centre = library.mean(axis=0)
+    centred = library - centre
+    norms = np.einsum("nd,nd->n", centred, centred)
     out = np.empty((len(features), len(library)))
     for start in range(0, len(features), BLOCK_ROWS):
-        out[start : start + BLOCK_ROWS] = cdist(features[start : start + BLOCK_ROWS], library)
+        block = np.asarray(features[start : start + BLOCK_ROWS], np.float64) - centre
+        part = out[start : start + len(block)]
+        np.matmul(block, centred.T, out=part)
+        part *= -2.0
+        part += norms
+        part += np.einsum("nd,nd->n", block, block)[:, None]
+        np.maximum(part, 0.0, out=part)
+        np.sqrt(part, out=part)
     return out
 
 

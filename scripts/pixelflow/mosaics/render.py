@@ -421,8 +421,12 @@ def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int
 
     started = time.perf_counter()
     method = matching.choose_method(library_features.shape[1])
-    k = matching.candidate_count(rows * cols, len(tiles), max_repeats, min_spacing)
-    candidates, distances = match_cells(cell_features.reshape(rows, cols, -1), library_features, k, method, processes)
+    k = matching.candidate_count(rows * cols, len(tiles), max_repeats, min_spacing, spec["assignment"])
+    candidates = distances = None
+    if k:
+        candidates, distances = match_cells(
+            cell_features.reshape(rows, cols, -1), library_features, k, method, processes
+        )
     assignment = matching.assign_cells(
         cell_features,
         library_features,

@@ -13,6 +13,7 @@ the file it came from, the pixel offset of its piece or crop in that image, and
 the rotation and mirroring that made it (:data:`PROVENANCE_COLUMNS`).
 """
 
+import os
 from typing import TypedDict
 
 import cv2
@@ -570,13 +571,16 @@ def pooled_features(tiles: np.ndarray, space: str = "lab", cells: int = FEATURE_
     """
     if space not in ("lab", "rgb"):
         raise ValueError(f"unknown feature space {space!r}; use 'lab' or 'rgb'")
-    row_weights, col_weights = area_weights(tiles.shape[1], cells), area_weights(tiles.shape[2], cells)
+    # float32 weights: batched float32 matrix products, about 100x faster than a float64 einsum here
+    row_weights = area_weights(tiles.shape[1], cells).astype(np.float32)
+    col_weights = area_weights(tiles.shape[2], cells).T.astype(np.float32)
     out = np.empty((len(tiles), cells, cells, 3), np.float32)
     for start in range(0, len(tiles), batch):
         part = tiles[start : start + batch]
         rgb = part if part.ndim == 4 else part[..., None].repeat(3, -1)
         values = rgb2lab(rgb.astype(np.float32) / 255.0) if space == "lab" else rgb.astype(np.float32)
-        out[start : start + batch] = np.einsum("ij,njkc,lk->nilc", row_weights, values, col_weights, optimize=True)
+        channels_first = np.moveaxis(values.astype(np.float32, copy=False), 3, 1)  # (n, 3, h, w)
+        out[start : start + batch] = np.moveaxis(row_weights @ channels_first @ col_weights, 1, 3)
     return out
 
 
@@ -631,6 +635,22 @@ def _load_item(item) -> tuple:
 
 def _describe_item(item) -> str:
     return str(item[0])
+
+
+# Measured here: 5,000 16-px PNG files (4 MB) are read in 0.13 s by one process and 0.25 s by two; 60 photos of
+# 1200x800 (173 MB) in 0.40 s by one and 0.30 s by two. A worker is worth it for about every 16 MB of files.
+PARALLEL_BYTES = 16 << 20
+
+
+def useful_processes(paths, processes: int) -> int:
+    """Worker processes worth starting to read ``paths``: one per PARALLEL_BYTES of files, 1 to ``processes``."""
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            continue  # reported by the reader, which names the file
+    return max(1, min(processes, total // PARALLEL_BYTES))
 
 
 def build_library(
@@ -696,7 +716,7 @@ def build_library(
             raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
     check_rotations(rotations, shape)
     items = [(str(path), shape, mode, fit, on_bad_image) for path in paths]
-    results = parallel_map(_load_item, items, processes, describe=_describe_item)
+    results = parallel_map(_load_item, items, useful_processes(paths, processes), describe=_describe_item)
     files, skipped, parts, tops, lefts, sources = [], [], [], [], [], []
     for (path, *_), result in zip(items, results, strict=True):
         if isinstance(result, str):

@@ -423,7 +423,8 @@ def test_bad_settings_are_refused_by_name(tmp_path):
     assert empty["tiles"].shape == (0, 8, 16) and empty["files"] == []
 
 
-def test_processes_do_not_change_the_library(tmp_path):
+def test_processes_do_not_change_the_library(tmp_path, monkeypatch):
+    monkeypatch.setattr(tiles_module, "PARALLEL_BYTES", 1)  # small files, read by two workers all the same
     for index in range(7):
         shape = (20 + 7 * index, 30 + 5 * index) + ((3,) if index % 2 else ())
         write_image(tmp_path / f"{index}.png", RNG.integers(0, 256, shape, dtype=np.uint8))
@@ -433,6 +434,9 @@ def test_processes_do_not_change_the_library(tmp_path):
         two = build_library(paths, (8, 10), mode, (0, 180), True, 25, processes=2, fit="pad")
         assert np.array_equal(one["tiles"], two["tiles"]) and one["files"] == two["files"]
         assert all(np.array_equal(one["provenance"][c], two["provenance"][c]) for c in PROVENANCE_COLUMNS)
+    assert tiles_module.useful_processes(paths, 2) == 2 and tiles_module.useful_processes(paths, 1) == 1
+    monkeypatch.setattr(tiles_module, "PARALLEL_BYTES", 1 << 30)
+    assert tiles_module.useful_processes(paths + ["missing.png"], 2) == 1
 
 
 def test_saved_library_round_trips(tmp_path):
