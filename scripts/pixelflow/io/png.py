@@ -20,6 +20,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type: grey, grey+alpha, RGB, RGBA
 PAETH = 4
 IDAT_BYTES = 1 << 20  # compressed bytes per IDAT chunk, at most
+FILTER_BYTES = 1 << 18  # raw bytes filtered at a time (its int16 temporaries take about 16 times that)
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -100,10 +101,11 @@ def write_png_bands(path, height: int, width: int, channels: int, bands: Iterabl
             written += len(rows)
             if written > height:
                 raise ValueError(f"the bands hold more than the image's {height} rows")
-            if not len(rows):
-                continue
-            pending += compressor.compress(paeth_filter(rows, previous, channels).tobytes())
-            previous = rows[-1].copy()
+            step = max(1, FILTER_BYTES // (width * channels))  # the filter's int16 temporaries stay small
+            for top in range(0, len(rows), step):
+                block = rows[top : top + step]
+                pending += compressor.compress(paeth_filter(block, previous, channels).tobytes())
+                previous = block[-1].copy()
             while len(pending) >= IDAT_BYTES:
                 handle.write(chunk(b"IDAT", pending[:IDAT_BYTES]))
                 pending = pending[IDAT_BYTES:]

@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 KDTREE_MAX_DIMENSIONS = 12
 TIE_EXTRA = 8  # extra k-d tree neighbours fetched so that equal distances are ordered by index
 BLOCK_ROWS = 256  # query rows per distance block (a 256 x 25,000 float32 block is 25 MB)
+LONG_LIST = 256  # longer lists of nearest tiles come from float64 distance blocks (_nearest_float64)
 
 
 def choose_method(dimensions: int) -> str:
@@ -123,6 +124,8 @@ def _nearest_blas(index: Index, queries: np.ndarray, k: int, block_rows: int = B
     Every library row whose float32 score is within the rounding bound of the
     k-th best score is rechecked in float64.
     """
+    if k > LONG_LIST:
+        return _nearest_float64(index, queries, k)
     slack = 8 * index.library.shape[1] * float(np.finfo(np.float32).eps)
     largest = float(index.norms.max())
     indices = np.empty((len(queries), k), np.int64)
@@ -143,6 +146,35 @@ def _nearest_blas(index: Index, queries: np.ndarray, k: int, block_rows: int = B
         take = np.searchsorted(rows, np.arange(len(block64)))[:, None] + np.arange(k)[None, :]
         indices[start : start + len(block64)] = cols[take]
         distances[start : start + len(block64)] = exact[take]
+    return indices, distances
+
+
+def _nearest_float64(index: Index, queries: np.ndarray, k: int, block_rows: int = 64):
+    """k nearest from float64 GEMM blocks of the centred vectors, for long lists.
+
+    Rechecking every float32 candidate of a long list costs a gather of k
+    vectors per query; one float64 distance block per 64 queries costs less
+    (measured 20x faster for 1,000-long lists of 100,000 tiles). Distances are
+    within about 1e-10 of the differences' (the assignment's certificate
+    allows 1e-9); equal distances go to the lower index.
+    """
+    norms = np.einsum("nd,nd->n", index.centred64, index.centred64)
+    indices = np.empty((len(queries), k), np.int64)
+    distances = np.empty((len(queries), k), np.float64)
+    for start in range(0, len(queries), block_rows):
+        block = np.asarray(queries[start : start + block_rows], np.float64) - index.centre
+        squared = block @ index.centred64.T
+        squared *= -2.0
+        squared += norms
+        squared += np.einsum("nd,nd->n", block, block)[:, None]
+        np.maximum(squared, 0.0, out=squared)
+        part = np.argpartition(squared, k - 1, axis=1)[:, :k] if k < squared.shape[1] else None
+        if part is None:
+            part = np.broadcast_to(np.arange(squared.shape[1]), squared.shape)
+        values = np.take_along_axis(squared, part, 1)
+        order = np.lexsort((part, values), axis=-1)
+        indices[start : start + len(block)] = np.take_along_axis(part, order, 1)
+        distances[start : start + len(block)] = np.sqrt(np.take_along_axis(values, order, 1))
     return indices, distances
 
 
@@ -561,7 +593,8 @@ class _Lists:
 
     def add(self, cells: np.ndarray, tiles: np.ndarray):
         """Pairs (cell, tile) to offer the solver beside the lists."""
-        self.extra = np.union1d(self.extra, cells * self.size + tiles)
+        keys = np.asarray(cells, np.int64) * self.size + np.asarray(tiles, np.int64)  # int32 cells would overflow
+        self.extra = np.union1d(self.extra, keys)
 
     def list_of(self, cell: int):
         """(tiles, costs) of one cell's list, nearest first (searched here when it has none)."""
@@ -781,6 +814,22 @@ def _dense_fits(cells: int, size: int, uses: int, limit: int) -> bool:
     return cells * size * min(uses, cells) <= limit
 
 
+def _offer_unlisted(lists: _Lists, short: np.ndarray, listed_tiles: np.ndarray, count: int = 8) -> None:
+    """Give cells whose lists admit no full assignment their ``count`` nearest tiles that no list holds yet.
+
+    Many cells wanting the same few tiles (a smooth sky, say) list too few
+    tiles between them; growing their nearest lists reaches new tiles only
+    slowly, while the nearest unlisted tiles add capacity at once. Falls
+    back to longer lists when every tile is listed.
+    """
+    free = np.setdiff1d(np.arange(lists.size), listed_tiles)
+    if not len(free):
+        lists.grow(short, GROWTH * np.maximum(lists.length[short], 4))
+        return
+    near, _ = nearest(lists.features[short], build_index(lists.library[free], lists.method), min(count, len(free)))
+    lists.add(np.repeat(short, near.shape[1]), free[near].ravel())
+
+
 def _optimal(lists: _Lists, uses: int | None, cells: int, size: int, max_repeats, min_spacing):
     """The exact minimum-total assignment under ``uses`` per tile (see :func:`assign_cells`), and solver facts."""
     info = {"solver": "optimal", "rounds": 0, "sweeps": 0, "grown": 0, "short": 0}
@@ -802,7 +851,7 @@ def _optimal(lists: _Lists, uses: int | None, cells: int, size: int, max_repeats
         chosen, short = _solve_restricted(keys, tiles, costs, cells, size, uses)
         if chosen is None:
             info["short"] += len(short)
-            lists.grow(short, GROWTH * np.maximum(lists.length[short], 4))
+            _offer_unlisted(lists, short, tiles)
             continue
         chosen_cost = costs[np.searchsorted(keys, np.arange(cells) * size + chosen)]
         tolerance = TOLERANCE * (1.0 + float(costs.max()))

@@ -207,3 +207,12 @@ def test_deterministic_and_independent_of_given_lists(assignment, min_spacing, m
     assert np.array_equal(first, assign_cells(features, library, candidates=candidates, distances=distances, **options))
     grid = assign_cells(features.reshape(16, 20, 12), library, **options)
     assert np.array_equal(first, grid)
+
+
+def test_offered_pairs_keep_their_keys_for_large_grids_and_libraries():
+    from pixelflow.mosaics.matching import _Lists
+
+    library = np.zeros((100_000, 2))
+    lists = _Lists(np.zeros((3, 2)), library, None, None, "blas")
+    lists.add(np.array([2, 65_535], np.int32), np.array([99_999, 5], np.int32))  # 65,535 x 100,000 > 2**31
+    assert lists.extra.tolist() == [2 * 100_000 + 99_999, 65_535 * 100_000 + 5]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from pixelflow.io.images import read_image
 from pixelflow.mosaics import render as mosaic
 from pixelflow.mosaics.render import assemble, cell_bands, check_fits, make_mosaic, quality
 from pixelflow.mosaics.tiles import cut_tiles, pooled_features
@@ -170,3 +171,27 @@ def test_min_spacing_and_assignment_reach_the_mosaic():
     assert optimal.distances.sum() <= greedy.distances.sum() + 1e-9
     with pytest.raises(ConfigError, match="config key mosaics.m.min_spacing"):
         mosaic.match_mosaic(target, *library(tiles[:8]), spec(grid=2, min_spacing=2))
+
+
+def test_a_large_print_is_written_without_holding_it_whole(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import cv2
+    from pixelflow.io.png import write_png_bands
+
+    tiles = RNG.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    target = RNG.integers(0, 256, (192, 192, 3), dtype=np.uint8)
+    scale = (200, 200)  # 24 x 24 cells of 200 px: a 4800 x 4800 RGB print, 69 MB of pixels
+    monkeypatch.setattr(mosaic, "BAND_PIXELS", 1 << 20)  # one row of cells, 2.9 MB, per band
+    layout = mosaic.match_mosaic(target, *library(tiles), spec(grid=2, scale=list(scale)))
+    sums = [0.0, 0.0, 0, 0]
+    tracemalloc.start()
+    bands = mosaic.measured_bands(layout, mosaic.render_bands(layout, tiles, scale, 0.0), scale, sums)
+    write_png_bands(tmp_path / "print.png", 4800, 4800, 3, bands)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4800 * 4800 * 3 / 4
+    written = read_image(tmp_path / "print.png")
+    assert written.shape == (4800, 4800, 3) and sums[2] == 192 * 192
+    last = layout.assignment[-1]
+    assert np.array_equal(written[-200:, -200:], cv2.resize(tiles[last], scale, interpolation=cv2.INTER_LINEAR))
