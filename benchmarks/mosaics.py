@@ -547,6 +547,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--large-assignment", default="optimal", choices=("optimal", "greedy"), help="large: assignment"
     )
+    parser.add_argument(
+        "--large-parts", nargs="+", default=["print", "poster"], choices=("print", "poster"), help="large: what to run"
+    )
     add_source_option(parser)
     args = parser.parse_args(argv)
     workflow, note = snapshot_workflow(args.source, SCRATCH / "mosaics" / "workflow")
