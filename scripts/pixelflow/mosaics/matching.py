@@ -11,8 +11,7 @@ within ``min_spacing`` cells. ``optimal`` minimises the total distance
 exactly (a min-cost matching over each cell's nearest tiles, proven optimal
 for the whole library by tile prices, with longer lists where the proof
 fails); ``greedy`` is the best-distance-first greedy. :func:`assignment_problem`
-tells beforehand when the limits cannot be met. :func:`assign_limited` is the
-older name of the greedy on a single row.
+tells beforehand when the limits cannot be met.
 """
 
 import heapq
@@ -424,26 +423,6 @@ def assign_cells(
         features, library, rows, cols, max_repeats, min_spacing, assignment, candidates, distances, method
     )
     return chosen
-
-
-def assign_limited(features, library, max_repeats, candidates=None, distances=None, method="auto"):
-    """The best-distance-first greedy with no tile used more than ``max_repeats`` times (None: unlimited).
-
-    Kept for older callers: :func:`assign_cells` with ``rows=1``,
-    ``cols=len(features)`` and ``assignment="greedy"``; same parameters,
-    returns and errors.
-    """
-    return assign_cells(
-        features,
-        library,
-        rows=1,
-        cols=len(features),
-        max_repeats=max_repeats,
-        assignment="greedy",
-        candidates=candidates,
-        distances=distances,
-        method=method,
-    )
 
 
 def _assign(features, library, rows, cols, max_repeats, min_spacing, assignment, candidates, distances, method):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from pixelflow.mosaics.matching import assign_limited, nearest
+from pixelflow.mosaics.matching import assign_cells, nearest
 
 
 def brute_force(queries, library, k):
@@ -23,6 +23,11 @@ def oracle_greedy(queries, library, max_repeats):
         if assignment[cell] < 0 and uses[tile] < max_repeats:
             assignment[cell], uses[tile] = tile, uses[tile] + 1
     return np.array(assignment)
+
+
+def assign_limited(features, library, max_repeats):
+    """The greedy over one row of cells."""
+    return assign_cells(features, library, rows=1, cols=len(features), max_repeats=max_repeats, assignment="greedy")
 
 
 @pytest.mark.parametrize("method", ["blas", "kdtree"])
