@@ -153,7 +153,7 @@ def _nearest_float64(index: Index, queries: np.ndarray, k: int, block_rows: int 
 
     Rechecking every float32 candidate of a long list costs a gather of k
     vectors per query; one float64 distance block per 64 queries costs less
-    (measured 20x faster for 1,000-long lists of 100,000 tiles). Distances are
+    (measured 4x faster: 1.7 s against 7.5 s for 512 1,000-long lists of 100,000 tiles). Distances are
     within about 1e-10 of the differences' (the assignment's certificate
     allows 1e-9); equal distances go to the lower index.
     """
@@ -752,7 +752,7 @@ def _cost_matrix(features: np.ndarray, library: np.ndarray) -> np.ndarray:
     """(c, n) float64 Euclidean distances of every cell to every tile.
 
     Computed in float64 as ``|f|^2 + |l|^2 - 2 f.l`` (BLAS) after centring
-    both on the library mean, block by block; measured 10x faster than
+    both on the library mean, block by block; measured 7-12x faster than
     ``scipy.spatial.distance.cdist`` for 1,024 x 5,000 tiles at 192 values,
     and within about 1e-10 of it.
     """
