@@ -4,6 +4,7 @@ from pixelflow.io.geotiff import write_aux_xml, write_prj
 from pixelflow.joblog import job_log
 from pixelflow.maps.georef import write_georeference
 from pixelflow.maps.reproject import reproject_file
+from pixelflow.progress import Progress
 
 
 def main(job):
@@ -12,6 +13,7 @@ def main(job):
         inverse = job.input.get("inverse")  # present when the inverse map is cached
         if inverse:
             log.info("coarse grid from the cached inverse map %s", inverse)
+        progress = Progress(log, None, "tiles")  # reproject_file gives the total once it has planned the tiles
         facts = reproject_file(
             job.input.map,
             job.output.image,
@@ -29,7 +31,9 @@ def main(job):
             png_filter=settings["png_filter"],
             inverse_path=inverse,
             log=log,
+            progress=progress.advance,
         )
+        progress.finish()
         write_georeference(
             job.output.georef,
             job.output.world,

@@ -4,6 +4,7 @@ from pixelflow.errors import ConfigError
 from pixelflow.io.manifest import read_manifests
 from pixelflow.joblog import job_log
 from pixelflow.mosaics.tiles import build_library, check_rotations, save_library
+from pixelflow.progress import Progress
 from pixelflow.runner import limit_native_threads
 
 
@@ -19,6 +20,7 @@ def main(job):
             check_rotations(spec["rotations"], tile)
         except ValueError as error:
             raise ConfigError(f"config key {spec['key']}.rotations: {error}") from error
+        progress = Progress(log, len(paths), "images")
         library = build_library(
             paths,
             tile,
@@ -29,7 +31,9 @@ def main(job):
             processes=job.threads,
             fit=spec["fit"],
             on_bad_image=spec["on_bad_image"],
+            progress=progress.advance,
         )
+        progress.finish()
         for path, reason in library["skipped"]:
             log.warning("skipped %s: %s", path, reason)
         tiles = library["tiles"]

@@ -6,6 +6,7 @@ A generated dataset's images are drawn in memory from their own random streams
 
 from pixelflow.io.manifest import read_manifest
 from pixelflow.joblog import job_log
+from pixelflow.progress import Progress
 from pixelflow.stats.variance import write_generated_shard, write_shard
 
 
@@ -13,6 +14,7 @@ def main(job):
     source = job.params.source
     folders = list(job.output.filtered)
     with job_log(job.log[0], f"stats {job.output.table}") as log:
+        progress = Progress(log, source["stop"] - source["start"], "images")
         if source["kind"] == "generated":
             rows = write_generated_shard(
                 job.output.table,
@@ -22,12 +24,20 @@ def main(job):
                 source["stop"],
                 job.params.settings,
                 job.threads,
+                progress=progress.advance,
             )
         else:
             images = [(row["index"], row["file"], row["path"]) for row in read_manifest(job.input.shard)]
             rows = write_shard(
-                job.output.table, folders, job.wildcards.dataset, images, job.params.settings, job.threads
+                job.output.table,
+                folders,
+                job.wildcards.dataset,
+                images,
+                job.params.settings,
+                job.threads,
+                progress=progress.advance,
             )
+        progress.finish()
         log.info(
             "%s images %d-%d: %d rows, %d worker processes",
             source["kind"],

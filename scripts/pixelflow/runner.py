@@ -9,6 +9,10 @@ threads never exceeds the job's threads.
 A worker that raises, or dies from a signal, stops the whole map at once with
 a :class:`WorkerError` naming the item and the cause; the other workers are
 killed, so a broken job never hangs.
+
+With a ``progress`` callback, each worker counts the items it has finished in
+shared memory (or the units its function reports with :func:`report_done`), and
+the parent passes the new counts to the callback about once a second.
 """
 
 import math
@@ -33,6 +37,9 @@ NATIVE_THREAD_VARIABLES = (
 
 STARTING = -2  # a worker's slot before its start-up finished
 IDLE = -1  # a worker's slot between chunks
+PROGRESS_POLL = 1.0  # seconds between the parent's looks at the workers' counts, with a progress callback
+
+_report = None  # while a map with a progress callback runs: counts the units report_done is given
 
 
 def limit_native_threads(threads: int) -> None:
@@ -127,8 +134,38 @@ def _signal_name(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def _worker_main(connection, func, initializer, initargs, threads, current, slot):
-    """Run chunks sent by the parent until told to stop or the parent goes away."""
+def report_done(count: int = 1) -> None:
+    """Count ``count`` units of work done, from a function that :func:`parallel_map` runs with ``count_items=False``.
+
+    The units reach the map's ``progress`` callback in the parent. Outside such
+    a map, without a callback, or for a count of 0, nothing happens.
+
+    Parameters
+    ----------
+    count : int
+        Units newly done.
+    """
+    if _report is not None and count:
+        _report(count)
+
+
+def _counter(done, slot: int):
+    """A function adding its argument to ``done[slot]``."""
+
+    def count(units: int) -> None:
+        done[slot] += units
+
+    return count
+
+
+def _worker_main(connection, func, initializer, initargs, threads, current, slot, done=None, count_items=True):
+    """Run chunks sent by the parent until told to stop or the parent goes away.
+
+    ``done[slot]`` (shared with the parent), when given, counts the finished
+    items, or with ``count_items`` false the units passed to :func:`report_done`.
+    """
+    global _report
+    _report = _counter(done, slot) if done is not None and not count_items else None
     try:
         limit_native_threads(threads)
         if initializer is not None:
@@ -153,6 +190,8 @@ def _worker_main(connection, func, initializer, initargs, threads, current, slot
             except BaseException as error:
                 connection.send(("error", start + offset, _failure(_describe(describe, item), error)))
                 return
+            if done is not None and count_items:
+                done[slot] += 1
         current[slot] = IDLE
         try:
             connection.send(("done", chunk_id, results))
@@ -162,16 +201,23 @@ def _worker_main(connection, func, initializer, initargs, threads, current, slot
             return
 
 
-def _run_inline(func, items, threads, initializer, initargs, describe):
+def _run_inline(func, items, threads, initializer, initargs, describe, progress=None, count_items=True):
+    global _report
     limit_native_threads(threads)
     if initializer is not None:
         initializer(*initargs)
     results = []
-    for item in items:
-        try:
-            results.append(func(item))
-        except Exception as error:
-            raise WorkerError(_failure(_describe(describe, item), error)) from error
+    outer, _report = _report, (progress if progress is not None and not count_items else None)
+    try:
+        for item in items:
+            try:
+                results.append(func(item))
+            except Exception as error:
+                raise WorkerError(_failure(_describe(describe, item), error)) from error
+            if progress is not None and count_items:
+                progress(1)
+    finally:
+        _report = outer
     return results
 
 
@@ -186,6 +232,8 @@ def parallel_map(
     initargs=(),
     describe=repr,
     start_method: str | None = None,
+    progress=None,
+    count_items: bool = True,
 ) -> list:
     """Return ``[func(item) for item in items]`` computed by worker processes.
 
@@ -208,6 +256,14 @@ def parallel_map(
         It runs in the workers, so it must be importable by name too.
     start_method : str, optional
         fork, spawn or forkserver; default from ``PIXELFLOW_START_METHOD``.
+    progress : callable, optional
+        Called in this process with the number of items newly done (an int
+        above 0): after each item when the map runs here, else about once a
+        second while the workers run, the last time once every item is done.
+        The counts add up to ``len(items)``.
+    count_items : bool
+        With False, ``progress`` receives instead the units ``func`` reports
+        with :func:`report_done` (blocks, rows), which add up to what it reports.
 
     Returns
     -------
@@ -222,10 +278,20 @@ def parallel_map(
     items = list(items)
     processes = max(1, min(int(processes), len(items)))
     if processes == 1:
-        return _run_inline(func, items, threads_per_process, initializer, initargs, describe)
+        return _run_inline(func, items, threads_per_process, initializer, initargs, describe, progress, count_items)
 
     context = multiprocessing.get_context(start_method or default_start_method())
     current = context.RawArray("q", processes)
+    done = context.RawArray("q", processes) if progress is not None else None  # items (or units) done per worker
+    reported = 0
+
+    def report():
+        nonlocal reported
+        count = sum(done)
+        if count > reported:
+            progress(count - reported)
+            reported = count
+
     bounds = chunk_bounds(len(items), processes, chunk_size)
     queue = deque(enumerate(bounds))
     results: list = [None] * len(bounds)
@@ -242,7 +308,7 @@ def parallel_map(
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_worker_main,
-                args=(child_end, func, initializer, initargs, threads_per_process, current, slot),
+                args=(child_end, func, initializer, initargs, threads_per_process, current, slot, done, count_items),
                 daemon=True,
                 name=f"pixelflow-worker-{slot}",
             )
@@ -269,7 +335,7 @@ def parallel_map(
             busy = [w for w in workers if w["chunk"] is not None]
             by_pipe = {w["pipe"]: w for w in busy}
             by_sentinel = {w["process"].sentinel: w for w in busy}
-            ready = wait(list(by_pipe) + list(by_sentinel))
+            ready = wait(list(by_pipe) + list(by_sentinel), None if progress is None else PROGRESS_POLL)
             pipes_ready = [r for r in ready if r in by_pipe]
             for pipe in pipes_ready:
                 worker = by_pipe[pipe]
@@ -296,6 +362,8 @@ def parallel_map(
                 else:
                     where = "between chunks"
                 raise WorkerError(f"worker process {process.pid} died from {_signal_name(process.exitcode)} {where}")
+            if progress is not None:
+                report()
     finally:
         cv2.setNumThreads(parent_threads)
         for worker in workers:

@@ -15,7 +15,7 @@ from .support import SCRIPTS
 
 PACKAGE = SCRIPTS / "pixelflow"
 ENTRY_SCRIPTS = sorted(SCRIPTS.glob("*.py"))
-LEAVES = {"errors", "formats", "atomic", "runner", "joblog", "benchtable"}
+LEAVES = {"errors", "formats", "atomic", "runner", "joblog", "progress", "benchtable"}
 STAGES = {"datasets", "maps", "mosaics", "pipelines", "stats"}
 # A stage may use another stage only through these documented functions' modules.
 CROSS_STAGE = {

@@ -6,6 +6,7 @@ import textwrap
 import uuid
 
 import pytest
+from pixelflow import runner
 from pixelflow.runner import WorkerError, chunk_bounds, default_start_method, parallel_map
 
 from . import workers
@@ -228,6 +229,54 @@ def test_native_threads_are_capped_in_workers(start_method, threads):
         assert cap["opencv"] == threads
         assert cap["pools"] and set(cap["pools"]) == {threads}
         assert cap["OMP_NUM_THREADS"] == cap["OPENBLAS_NUM_THREADS"] == str(threads)
+
+
+# parallel_map: progress -------------------------------------------------------
+
+
+@pytest.mark.parametrize("start_method", START_METHODS)
+@pytest.mark.parametrize(("processes", "chunk_size"), [(1, None), (2, None), (3, 1), (2, 40)])
+def test_progress_counts_add_up_to_the_items(start_method, processes, chunk_size):
+    counts = []
+    items = list(range(37))
+    results = parallel_map(
+        workers.square, items, processes, chunk_size=chunk_size, start_method=start_method, progress=counts.append
+    )
+    assert results == [workers.square(x) for x in items]  # unchanged by the progress callback
+    assert sum(counts) == len(items)
+    assert all(isinstance(count, int) and count > 0 for count in counts)
+    if processes == 1:
+        assert counts == [1] * len(items)  # inline: after each item
+
+
+def test_progress_comes_while_the_workers_run(monkeypatch):
+    monkeypatch.setattr(runner, "PROGRESS_POLL", 0.02)
+    counts = []
+    # Two chunks of 12 items of 0.05 s: counted per chunk, there would be two calls at most.
+    parallel_map(workers.nap, range(24), 2, chunk_size=12, progress=counts.append)
+    assert sum(counts) == 24
+    assert len(counts) > 2
+
+
+@pytest.mark.parametrize("start_method", START_METHODS)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_of_units_the_function_reports(start_method, processes):
+    counts = []
+    items = [0, 3, 1, 4, 1, 5, 9, 2, 6]
+    results = parallel_map(
+        workers.report_units, items, processes, start_method=start_method, progress=counts.append, count_items=False
+    )
+    assert results == items
+    assert sum(counts) == sum(items)
+    assert all(count > 0 for count in counts)
+
+
+def test_reported_units_reach_only_their_own_map():
+    counts = []
+    parallel_map(workers.report_units, [2, 3], 1, progress=counts.append, count_items=False)
+    runner.report_done(5)  # outside a map
+    assert parallel_map(workers.report_units, [4], 1) == [4]  # a map without a callback
+    assert counts == [2, 3]
 
 
 # start method -----------------------------------------------------------------

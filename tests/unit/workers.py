@@ -88,3 +88,19 @@ def unpicklable_result(x: int):
 def sigkill_initializer() -> None:
     """An initializer whose worker dies before its first item."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nap(x: int) -> int:
+    """Return ``x`` after a twentieth of a second."""
+    import time
+
+    time.sleep(0.05)
+    return x
+
+
+def report_units(x: int) -> int:
+    """Report ``x`` units of work done to the map's progress callback; return ``x``."""
+    from pixelflow.runner import report_done
+
+    report_done(x)
+    return x

@@ -72,7 +72,9 @@ def describe_image_index(index: int) -> str:
     return f"image {index}"
 
 
-def write_generated_shard(folder, spec: GeneratedSpec, start: int, stop: int, processes: int) -> list[tuple]:
+def write_generated_shard(
+    folder, spec: GeneratedSpec, start: int, stop: int, processes: int, progress=None
+) -> list[tuple]:
     """Generate images ``start..stop-1`` of a dataset into ``folder`` with a manifest.
 
     ``spec`` holds name, generator, seed, shape, dtype, format and compression.
@@ -88,6 +90,9 @@ def write_generated_shard(folder, spec: GeneratedSpec, start: int, stop: int, pr
         The images written, ``start..stop-1``.
     processes : int
         Worker processes.
+    progress : callable, optional
+        Receives the number of images newly written, as they are written
+        (:func:`pixelflow.runner.parallel_map`); the counts add up to ``stop - start``.
 
     Returns
     -------
@@ -111,6 +116,7 @@ def write_generated_shard(folder, spec: GeneratedSpec, start: int, stop: int, pr
                 initializer=_start_generated_shard,
                 initargs=(temporary, spec, start, stop),
                 describe=describe_image_index,
+                progress=progress,
             )
         finally:
             _finish_generated_shard()  # only set here when the work ran in this process
@@ -138,7 +144,7 @@ def describe_external_item(item) -> str:
 
 
 def write_external_shard(
-    folder, files, start: int, processes: int, shape=None, dtype: str | None = None
+    folder, files, start: int, processes: int, shape=None, dtype: str | None = None, progress=None
 ) -> list[tuple]:
     """Check external images ``files`` (indexes from ``start``) and write their manifest.
 
@@ -160,6 +166,9 @@ def write_external_shard(
         The shape every image must have.
     dtype : str, optional
         The pixel type every image must have.
+    progress : callable, optional
+        Receives the number of images newly checked, as they are checked; the
+        counts add up to ``len(files)``.
 
     Returns
     -------
@@ -179,7 +188,7 @@ def write_external_shard(
         (start + offset, str(path), os.path.relpath(Path(path).resolve(), anchor), shape, dtype)
         for offset, path in enumerate(files)
     ]
-    rows = parallel_map(_check_external_image, items, processes, describe=describe_external_item)
+    rows = parallel_map(_check_external_image, items, processes, describe=describe_external_item, progress=progress)
     with atomic_dir(folder) as temporary:
         write_manifest(Path(temporary) / MANIFEST_NAME, rows)
     return rows

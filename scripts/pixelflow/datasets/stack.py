@@ -28,7 +28,7 @@ from pixelflow.atomic import atomic_file
 from pixelflow.errors import ImageError
 from pixelflow.io.images import read_image
 from pixelflow.io.manifest import read_image_paths
-from pixelflow.runner import chunk_bounds, parallel_map
+from pixelflow.runner import chunk_bounds, parallel_map, report_done
 
 BLOCK_BYTES = 4 << 20
 # Offsets, lengths and buffer addresses of O_DIRECT writes are multiples of this
@@ -230,6 +230,13 @@ class BlockWriter:
         os.close(self.descriptor)
 
 
+def _images_ending(start: int, stop: int) -> int:
+    """How many images end in the file's bytes ``start..stop-1``: over all blocks, each image once."""
+    job = _stack_job
+    header, image_bytes, count = len(job["header"]), job["image_bytes"], len(job["paths"])
+    return min(count, max(0, (stop - header) // image_bytes)) - min(count, max(0, (start - header) // image_bytes))
+
+
 def _fill_blocks(bounds: tuple[int, int]) -> int:
     job = _stack_job
     block_bytes, total = job["block_bytes"], job["total"]
@@ -238,7 +245,7 @@ def _fill_blocks(bounds: tuple[int, int]) -> int:
     # One block is written by a thread (the system call releases the GIL) while the next is filled.
     with ThreadPoolExecutor(1) as thread:
         try:
-            pending = None
+            pending, written = None, 0
             for number, block in enumerate(range(*bounds)):
                 start = block * block_bytes
                 stop = min(start + block_bytes, total)
@@ -246,9 +253,12 @@ def _fill_blocks(bounds: tuple[int, int]) -> int:
                 _fill_block(buffer, start, stop)
                 if pending is not None:
                     pending.result()
+                    report_done(written)
                 pending = thread.submit(writer.write, buffer, start, stop)
+                written = _images_ending(start, stop)  # counted as done once the block is written
             if pending is not None:
                 pending.result()
+                report_done(written)
         finally:
             thread.shutdown(wait=True)
             writer.close()
@@ -283,7 +293,9 @@ def describe_blocks(bounds: tuple[int, int]) -> str:
     return f"stack blocks {bounds[0]}..{bounds[1] - 1}"
 
 
-def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None):
+def build_stack(
+    output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYTES, writes: str | None = None, progress=None
+):
     """Write all images of the shards (index order) to ``output`` as one array; return its shape.
 
     ``writes`` is ``direct`` or ``buffered`` (default: :func:`stack_write_mode`);
@@ -303,6 +315,11 @@ def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYT
     writes : str, optional
         ``direct`` (falls back to buffered where the file system lacks
         ``O_DIRECT``); any other value writes buffered.
+    progress : callable, optional
+        First called as ``progress(0, total=n)`` with the number of images once
+        the manifests are read, then with the number of images newly written
+        (an image counts once the block holding its last byte is written); the
+        counts add up to ``n``.
 
     Returns
     -------
@@ -328,6 +345,8 @@ def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYT
     full_shape = (len(paths), *shape)
     header = npy_header(full_shape, dtype)
     total = len(header) + int(np.prod(full_shape)) * np.dtype(dtype).itemsize
+    if progress is not None:
+        progress(0, total=len(paths))
     with atomic_file(Path(output)) as temporary:
         Path(temporary).touch()
         direct = writes == "direct" and _open_direct(temporary, -(-total // DIRECT_ALIGN) * DIRECT_ALIGN)
@@ -349,6 +368,8 @@ def build_stack(output, shard_dirs, processes: int, block_bytes: int = BLOCK_BYT
                 len(ranges) > 1 and processes > 1,
             ),
             describe=describe_blocks,
+            progress=progress,
+            count_items=False,
         )
         os.truncate(temporary, total)
     return full_shape

@@ -24,7 +24,7 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +186,7 @@ class TileRenderer:
         return target
 
 
-def render_tiles(render, tiles: list, threads: int) -> int:
+def render_tiles(render, tiles: list, threads: int, progress=None) -> int:
     """Render every tile with ``threads`` threads; the first failure stops the rest and names its tile.
 
     Parameters
@@ -198,6 +198,8 @@ def render_tiles(render, tiles: list, threads: int) -> int:
     threads : int
         Rendering threads; with 1 or less, or a single tile, the tiles are
         rendered in this thread, in order.
+    progress : callable, optional
+        Called in this thread with 1 as each tile is done.
 
     Returns
     -------
@@ -217,15 +219,21 @@ def render_tiles(render, tiles: list, threads: int) -> int:
             raise WorkerError(f"{describe_tile(tile)} failed: {type(error).__name__}: {error}") from error
 
     if threads <= 1 or len(tiles) <= 1:
-        return sum(guarded(tile) for tile in tiles)
+        exact = 0
+        for tile in tiles:
+            exact += guarded(tile)
+            if progress is not None:
+                progress(1)
+        return exact
     with ThreadPoolExecutor(threads, thread_name_prefix="pixelflow-tile") as pool:
         futures = [pool.submit(guarded, tile) for tile in tiles]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [future for future in futures if future in done and future.exception() is not None]
-        if failed:
-            for future in pending:
-                future.cancel()
-            raise failed[0].exception()
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                for other in futures:
+                    other.cancel()  # those not yet started
+                raise future.exception()
+            if progress is not None:
+                progress(1)
         return sum(future.result() for future in futures)
 
 
@@ -438,6 +446,7 @@ def reproject_file(
     pixels_per_thread: int = projections.PIXELS_PER_THREAD,
     inverse_path=None,
     log=None,
+    progress=None,
 ) -> dict:
     """Reproject the map at ``source_path`` to ``output_path`` (.png or .tif), written atomically.
 
@@ -478,6 +487,9 @@ def reproject_file(
         projection, size, threshold and grid step.
     log : logging.Logger, optional
         Where to note the time of each step.
+    progress : callable, optional
+        First called as ``progress(0, total=n)`` with the number of output
+        tiles (:func:`plan_tiles`), then with 1 as each is rendered.
 
     Returns
     -------
@@ -565,6 +577,8 @@ def reproject_file(
     source_alpha = "crs" not in geometry_spec  # a plain image's fourth channel is its alpha
     channels = output_channels(source.shape[2], alpha, source_alpha, grey_alpha=fmt == "tiff")
     tiles = plan_tiles(height, width, grid_step)
+    if progress is not None:
+        progress(0, total=len(tiles))
     data_bytes = width * height * channels * np.dtype(source.dtype).itemsize
 
     def render(file, offset):
@@ -574,7 +588,7 @@ def reproject_file(
             renderer = TileRenderer(
                 mapping, source, pad, descriptor, offset, channels, interpolation, alpha, inverse, valid, nodata
             )
-            exact = render_tiles(renderer, tiles, threads)
+            exact = render_tiles(renderer, tiles, threads, progress)
         finally:
             os.close(descriptor)
         _note(log, "rendered %d tiles with %d thread(s) in %.3f s", len(tiles), threads, clock)

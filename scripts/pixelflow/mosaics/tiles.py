@@ -663,6 +663,7 @@ def build_library(
     processes: int = 1,
     fit: str = "crop",
     on_bad_image: str = "fail",
+    progress=None,
 ) -> Library:
     """Tiles of all images in ``paths`` (in order), each image's tiles in every orientation, with their provenance.
 
@@ -690,6 +691,9 @@ def build_library(
         ``fail``: the first unreadable file stops the build; ``skip``: unreadable
         files (:class:`~pixelflow.errors.ImageError`: missing, corrupt,
         truncated, unsupported pixels) are left out and listed in ``skipped``.
+    progress : callable, optional
+        Receives the number of images newly read and cut (skipped ones
+        included), as they are done; the counts add up to the number of paths.
 
     Returns
     -------
@@ -716,7 +720,9 @@ def build_library(
             raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
     check_rotations(rotations, shape)
     items = [(str(path), shape, mode, fit, on_bad_image) for path in paths]
-    results = parallel_map(_load_item, items, useful_processes(paths, processes), describe=_describe_item)
+    results = parallel_map(
+        _load_item, items, useful_processes(paths, processes), describe=_describe_item, progress=progress
+    )
     files, skipped, parts, tops, lefts, sources = [], [], [], [], [], []
     for (path, *_), result in zip(items, results, strict=True):
         if isinstance(result, str):

@@ -195,7 +195,9 @@ def describe_item(item) -> str:
     return f"image {item[0]} ({item[2]})"
 
 
-def write_pipeline_shard(folder, sources: list[dict], spec: PipelineSpec, processes: int, workdir=".") -> list[tuple]:
+def write_pipeline_shard(
+    folder, sources: list[dict], spec: PipelineSpec, processes: int, workdir=".", progress=None
+) -> list[tuple]:
     """Run a pipeline on one shard of its dataset and write the shard folder.
 
     The folder holds ``metrics.tsv`` (:func:`metrics_columns`, in index order;
@@ -216,6 +218,9 @@ def write_pipeline_shard(folder, sources: list[dict], spec: PipelineSpec, proces
         Worker processes.
     workdir : str or path-like
         The folder the user's modules are imported from.
+    progress : callable, optional
+        Receives the number of images newly processed, as they are done; the
+        counts add up to ``len(sources)``.
 
     Returns
     -------
@@ -242,6 +247,7 @@ def write_pipeline_shard(folder, sources: list[dict], spec: PipelineSpec, proces
             initializer=_start_worker,
             initargs=state,
             describe=describe_item,
+            progress=progress,
         )
         rows = [metrics for _, metrics in results]
         write_table(Path(temporary) / METRICS_NAME, metrics_columns(spec), rows)

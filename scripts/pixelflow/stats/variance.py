@@ -177,7 +177,7 @@ def describe_generated(index: int) -> str:
     return f"image {index}"
 
 
-def write_shard(table, folders, dataset: str, images, settings: FilterSettings, processes: int) -> int:
+def write_shard(table, folders, dataset: str, images, settings: FilterSettings, processes: int, progress=None) -> int:
     """Filter a shard's image files ``[(index, file, path)]``; write the table and one folder per σ.
 
     All outputs appear together or not at all.
@@ -197,6 +197,9 @@ def write_shard(table, folders, dataset: str, images, settings: FilterSettings, 
         The filters and the save format.
     processes : int
         Worker processes.
+    progress : callable, optional
+        Receives the number of images newly filtered, as they are done; the
+        counts add up to the number of images.
 
     Returns
     -------
@@ -210,11 +213,20 @@ def write_shard(table, folders, dataset: str, images, settings: FilterSettings, 
     WorkerError
         Naming the image's path, when it cannot be read or filtered.
     """
-    return _write_shard(table, folders, dataset, settings, processes, process_image, images, describe_item)
+    return _write_shard(
+        table, folders, dataset, settings, processes, process_image, images, describe_item, progress=progress
+    )
 
 
 def write_generated_shard(
-    table, folders, spec: GeneratedSpec, start: int, stop: int, settings: FilterSettings, processes: int
+    table,
+    folders,
+    spec: GeneratedSpec,
+    start: int,
+    stop: int,
+    settings: FilterSettings,
+    processes: int,
+    progress=None,
 ) -> int:
     """Like :func:`write_shard` for images ``start..stop-1`` of a generated dataset, drawn in memory.
 
@@ -222,8 +234,8 @@ def write_generated_shard(
 
     Parameters
     ----------
-    table, folders, settings, processes
-        As for :func:`write_shard`.
+    table, folders, settings, processes, progress
+        As for :func:`write_shard`; the progress counts add up to ``stop - start``.
     spec : GeneratedSpec
         The dataset; its name names the saved files, ``file`` in the table is
         the image's file name in the dataset.
@@ -247,11 +259,22 @@ def write_generated_shard(
     chunk = math.ceil((stop - start) / max(1, processes))
     items = range(start, stop)
     return _write_shard(
-        table, folders, spec["name"], settings, processes, process_generated, items, describe_generated, chunk
+        table,
+        folders,
+        spec["name"],
+        settings,
+        processes,
+        process_generated,
+        items,
+        describe_generated,
+        chunk,
+        progress=progress,
     )
 
 
-def _write_shard(table, folders, dataset, settings, processes, worker, items, describe, chunk_size=None) -> int:
+def _write_shard(
+    table, folders, dataset, settings, processes, worker, items, describe, chunk_size=None, progress=None
+) -> int:
     with contextlib.ExitStack() as stack:
         temporaries = [stack.enter_context(atomic_dir(folder)) for folder in folders]
         settings = dict(settings, dataset=dataset, folders=[str(path) for path in temporaries])
@@ -265,6 +288,7 @@ def _write_shard(table, folders, dataset, settings, processes, worker, items, de
             initializer=init_worker,
             initargs=(settings,),
             describe=describe,
+            progress=progress,
         )
         rows = [row for image in results for row in image]
         write_table(table, COLUMNS, rows)

@@ -244,3 +244,15 @@ def test_read_manifest_names_a_missing_manifest(tmp_path):
     (tmp_path / "empty-shard").mkdir()
     with pytest.raises(FileNotFoundError, match="empty-shard"):
         read_manifest(tmp_path / "empty-shard")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_counts_every_image_of_a_shard_once(tmp_path, processes):
+    counts = []
+    rows = write_generated_shard(tmp_path / "counted", spec(), 3, 12, processes, progress=counts.append)
+    assert sum(counts) == 9 and all(count > 0 for count in counts)
+    assert rows == write_generated_shard(tmp_path / "plain", spec(), 3, 12, processes)  # unchanged by counting
+    files = [row["path"] for row in read_manifest(tmp_path / "plain")]
+    counts = []
+    checked = write_external_shard(tmp_path / "external", files, 3, processes, progress=counts.append)
+    assert sum(counts) == len(files) == len(checked)

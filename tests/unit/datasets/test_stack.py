@@ -111,3 +111,20 @@ def test_an_empty_dataset_cannot_be_stacked(tmp_path):
     with pytest.raises(ValueError, match="no images"):
         build_stack(tmp_path / "stack.npy", [], 2)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("processes", "block_bytes"), [(1, 4096), (2, 4096), (3, 8192), (2, BLOCK_BYTES)])
+def test_progress_gives_the_total_then_counts_every_image_once(tmp_path, processes, block_bytes):
+    # 105-byte images: most blocks end inside an image, which counts with the block that ends it
+    shards = make_dataset(tmp_path / "data", "counted", (7, 5, 3), "uint8", "png", [40, 30, 50])
+    calls = []
+
+    def progress(count, total=None):
+        calls.append((count, total))
+
+    build_stack(tmp_path / "counted.npy", shards, processes, block_bytes=block_bytes, progress=progress)
+    assert calls[0] == (0, 120)
+    assert all(count > 0 and total is None for count, total in calls[1:])
+    assert sum(count for count, _ in calls) == 120
+    build_stack(tmp_path / "plain.npy", shards, processes, block_bytes=block_bytes)
+    assert (tmp_path / "counted.npy").read_bytes() == (tmp_path / "plain.npy").read_bytes()

@@ -305,3 +305,30 @@ def test_uncompressed_tiff_sources_are_used_in_place_and_give_exact_pixels(tmp_p
     reproject_file(source, output, {}, {"kind": "equirectangular", "lon_0": 180, "width": 180, "height": 90}, threads=2,
                    pixels_per_thread=1000)  # fmt: skip
     assert np.array_equal(read_image(output), np.roll(image, 90, axis=1))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_progress_gives_the_tile_count_then_counts_every_tile_once(tmp_path, threads):
+    source = tmp_path / "world.png"
+    write_image(source, smooth_world(seed=5))
+    calls = []
+
+    def progress(count, total=None):
+        calls.append((count, total))
+
+    projection = {**TMERC, "width": 160, "height": 80}
+    options = {"threads": threads, "pixels_per_thread": 1000}
+    facts = reproject_file(source, tmp_path / "counted.png", {}, projection, progress=progress, **options)
+    assert facts["tiles"] >= 3
+    assert calls[0] == (0, facts["tiles"])
+    assert calls[1:] == [(1, None)] * facts["tiles"]
+    reproject_file(source, tmp_path / "plain.png", {}, projection, **options)
+    assert (tmp_path / "counted.png").read_bytes() == (tmp_path / "plain.png").read_bytes()
+
+
+def test_render_tiles_counts_each_tile_as_it_is_done():
+    tiles = [(row, row + 8, 0, 16) for row in range(0, 80, 8)]
+    for threads in (1, 2):
+        counts = []
+        assert render_tiles(lambda tile: tile[0], tiles, threads, progress=counts.append) == sum(range(0, 80, 8))
+        assert counts == [1] * len(tiles)

@@ -470,3 +470,14 @@ def test_saved_library_round_trips(tmp_path):
         save_library(
             tmp_path / "bad.npz", library["tiles"], {c: library["provenance"][c] for c in PROVENANCE_COLUMNS[:4]}, []
         )
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_counts_every_image_once_skipped_ones_too(tmp_path, monkeypatch, processes):
+    monkeypatch.setattr(tiles_module, "PARALLEL_BYTES", 1)  # small files, read by two workers all the same
+    paths = good_and_bad_files(tmp_path)
+    counts = []
+    library = build_library(paths, 16, "cut", processes=processes, on_bad_image="skip", progress=counts.append)
+    assert sum(counts) == len(paths) and all(count > 0 for count in counts)
+    plain = build_library(paths, 16, "cut", processes=processes, on_bad_image="skip")
+    assert np.array_equal(library["tiles"], plain["tiles"]) and library["skipped"] == plain["skipped"]

@@ -220,3 +220,16 @@ def test_a_missing_user_function_names_its_config_key(tmp_path, workdir):
     ):
         write_pipeline_shard(tmp_path / "shard", sources, spec, processes=1, workdir=workdir)
     assert not (tmp_path / "shard").exists()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_counts_every_image_of_a_shard_once(tmp_path, workdir, processes):
+    sources = _source_shard(tmp_path / "in", count=7)
+    spec = _spec([{"op": "gaussian", "sigma": 1}], ["mean"])
+    folder = tmp_path / "shard"
+    plain = write_pipeline_shard(folder, sources, spec, processes, workdir)
+    table = (folder / METRICS_NAME).read_bytes()
+    counts = []
+    rows = write_pipeline_shard(folder, sources, spec, processes, workdir, progress=counts.append)
+    assert sum(counts) == len(sources) and all(count > 0 for count in counts)
+    assert rows == plain and (folder / METRICS_NAME).read_bytes() == table  # unchanged by counting

@@ -196,3 +196,21 @@ def test_benchmark_table_lists_every_record(tmp_path):
     assert write_benchmark_table(tmp_path / "table.html", tmp_path / "benchmarks") == 2
     text = (tmp_path / "table.html").read_text()
     assert "<td>datasets/a/shard-0000</td><td>1.5</td>" in text and "<td>0.25</td>" in text
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_counts_every_image_of_a_shard_once(tmp_path, processes):
+    images = make_shard(tmp_path / "in", 5)
+    counts = []
+    folders = [tmp_path / "files" / f"sigma-{s:g}" for s in SETTINGS["sigmas"]]
+    rows = variance.write_shard(
+        tmp_path / "files.tsv", folders, "demo", images, SETTINGS, processes, progress=counts.append
+    )
+    assert rows == 10 and sum(counts) == len(images) and all(count > 0 for count in counts)
+    spec = {"name": "gen", "generator": "uniform", "seed": 7, "shape": [9, 8], "dtype": "uint8", "format": "png"}
+    counts = []
+    folders = [tmp_path / "memory" / f"sigma-{s:g}" for s in SETTINGS["sigmas"]]
+    variance.write_generated_shard(
+        tmp_path / "memory.tsv", folders, spec, 3, 9, SETTINGS, processes, progress=counts.append
+    )
+    assert sum(counts) == 6 and all(count > 0 for count in counts)
