@@ -1,0 +1,510 @@
+"""Zarr storage of a dataset: values, byte-identical files however the shards are written, nothing half-written."""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from pixelflow.atomic import PARTIAL_MARK
+from pixelflow.errors import ImageError
+from pixelflow.io import zarrstore
+from pixelflow.io.zarrstore import (
+    COMPRESSIONS,
+    array_metadata,
+    changed_shards,
+    ensure_metadata,
+    open_images,
+    pixel_digest,
+    read_image,
+    read_metadata,
+    resize,
+    shard_count,
+    shard_file,
+    store_form,
+    write_shard,
+)
+
+FORMS = {
+    "grey-uint8": ((9, 7), "uint8"),
+    "rgb-uint8": ((9, 7, 3), "uint8"),
+    "grey-uint16": ((6, 5), "uint16"),
+    "rgba-float32": ((6, 5, 4), "float32"),
+}
+ATTRIBUTES = {"spec": {"name": "noise", "seed": 1}, "format_version": 1}
+# Spawned children import this module afresh: no state of the test process (zarr's loop thread) is inherited.
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def make_images(count, image_shape, dtype, seed=0) -> np.ndarray:
+    """Random images with some repeated content, all-zero and extreme values, so codecs meet every case."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        images = rng.normal(0, 1000, (count, *image_shape)).astype(dtype)
+        images[1::4] = np.float32(np.nan)
+    else:
+        top = np.iinfo(dtype).max
+        images = rng.integers(0, top, (count, *image_shape), endpoint=True).astype(dtype)
+        images[1::4] = top
+    images[::5] = 0
+    return images
+
+
+def metadata_for(count=11, image_shape=(9, 7), dtype="uint8", shard_images=4, compression="zstd", attributes=None):
+    return array_metadata(
+        count=count,
+        image_shape=image_shape,
+        dtype=dtype,
+        shard_images=shard_images,
+        compression=compression,
+        attributes=ATTRIBUTES if attributes is None else attributes,
+    )
+
+
+def shard_images_of(images: np.ndarray, metadata: dict, shard: int) -> np.ndarray:
+    size = metadata["chunk_grid"]["configuration"]["chunk_shape"][0]
+    return images[shard * size : (shard + 1) * size]
+
+
+def write_store(store, metadata, images, order=None) -> list[str]:
+    """Ensure the metadata and write every shard (in ``order``) as a shard job does; the digests in index order."""
+    digests = {}
+    for shard in range(shard_count(metadata)) if order is None else order:
+        ensure_metadata(store, metadata)
+        part = shard_images_of(images, metadata, shard)
+        digests[shard] = write_shard(store, metadata=metadata, shard=shard, images=iter(list(part)))
+    return [digest for shard in sorted(digests) for digest in digests[shard]]
+
+
+def file_digests(store) -> dict[str, str]:
+    """sha256 of every file below ``store``, by relative path."""
+    store = Path(store)
+    return {
+        str(path.relative_to(store)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(store.rglob("*"))
+        if path.is_file()
+    }
+
+
+def files_of(store) -> list[str]:
+    return sorted(str(path.relative_to(store)) for path in Path(store).rglob("*") if path.is_file())
+
+
+def same_values(first: np.ndarray, second: np.ndarray) -> bool:
+    return first.dtype == second.dtype and np.array_equal(first, second, equal_nan=first.dtype.kind == "f")
+
+
+# Spawned shard jobs -----------------------------------------------------------
+
+
+def shard_job(store, metadata, images, shard) -> None:
+    """One shard job in its own process: ensure the metadata, write one shard."""
+    ensure_metadata(store, metadata)
+    write_shard(store, metadata=metadata, shard=shard, images=shard_images_of(images, metadata, shard))
+
+
+def ensuring_job(stores, metadata, barrier, outcomes) -> None:
+    """Ensure ``metadata`` in each store as the other jobs do; put (store, seed, outcome) in ``outcomes``."""
+    for store in stores:
+        barrier.wait()
+        try:
+            ensure_metadata(store, metadata)
+            outcome = "ok"
+        except ImageError as error:
+            outcome = str(error)
+        outcomes.put((store, metadata["attributes"]["seed"], outcome))
+
+
+def stalled_shard_job(store, metadata, images, shard, started) -> None:
+    """Write a shard from a generator that stalls after three images (one a batch) until the process is killed."""
+    zarrstore.BATCH_BYTES = 1  # in this process only
+
+    def stalling():
+        for position, image in enumerate(shard_images_of(images, metadata, shard)):
+            if position == 3:
+                started.set()
+                signal.pause()
+            yield image
+
+    write_shard(store, metadata=metadata, shard=shard, images=stalling())
+
+
+# Values -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("form", FORMS, ids=str)
+def test_images_read_back_as_written(tmp_path, form, compression):
+    image_shape, dtype = FORMS[form]
+    images = make_images(11, image_shape, dtype)
+    metadata = metadata_for(image_shape=image_shape, dtype=dtype, compression=compression)
+    store = tmp_path / "images.zarr"
+    digests = write_store(store, metadata, images)
+    array = open_images(store)
+    assert store_form(store) == (11, image_shape, dtype)
+    assert (array.shape, str(array.dtype)) == ((11, *image_shape), dtype)
+    for index in range(11):
+        image = read_image(array, index)
+        assert image.shape == image_shape and same_values(image, images[index])
+    assert digests == [pixel_digest(image) for image in images]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("form", FORMS, ids=str)
+def test_shard_files_are_the_ones_zarr_writes_itself(tmp_path, form, compression):
+    """A plain Zarr user reads the store; Zarr writing the whole array from the same metadata makes the same files."""
+    image_shape, dtype = FORMS[form]
+    images = make_images(11, image_shape, dtype, seed=3)
+    metadata = metadata_for(image_shape=image_shape, dtype=dtype, compression=compression)
+    ours, theirs = tmp_path / "ours.zarr", tmp_path / "theirs.zarr"
+    write_store(ours, metadata, images, order=[2, 0, 1])
+
+    plain = zarr.open_array(str(ours), mode="r")
+    assert same_values(plain[:], images)
+    assert same_values(plain[5], images[5])
+    assert plain.attrs.asdict() == ATTRIBUTES
+
+    theirs.mkdir()
+    (theirs / "zarr.json").write_text(json.dumps(metadata))
+    zarr.open_array(str(theirs), mode="r+").with_config({"write_empty_chunks": True})[:] = images
+    shard_files = [name for name in files_of(ours) if name != "zarr.json"]
+    assert shard_files == [name for name in files_of(theirs) if name != "zarr.json"]
+    assert len(shard_files) == 3  # 4 + 4 + 3 images
+    for name in shard_files:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+
+
+def test_values_do_not_depend_on_the_shard_size(tmp_path):
+    images = make_images(23, (9, 7, 3), "uint8", seed=5)
+    arrays = []
+    for shard_images in (4, 10):
+        store = tmp_path / f"by-{shard_images}.zarr"
+        write_store(store, metadata_for(count=23, image_shape=(9, 7, 3), shard_images=shard_images), images)
+        arrays.append(open_images(store)[:])
+        assert len(files_of(store)) == 1 + -(-23 // shard_images)
+    assert same_values(arrays[0], arrays[1]) and same_values(arrays[0], images)
+
+
+def test_none_stores_the_raw_bytes_and_the_codecs_compress(tmp_path):
+    images = np.zeros((6, 32, 32), np.uint16)
+    images[:, ::2] = np.arange(32, dtype=np.uint16) * 1000  # little-endian bytes differ from big-endian ones
+    sizes = {}
+    for compression in COMPRESSIONS:
+        store = tmp_path / f"{compression}.zarr"
+        metadata = metadata_for(count=6, image_shape=(32, 32), dtype="uint16", shard_images=6, compression=compression)
+        write_store(store, metadata, images)
+        data = shard_file(store, shard=0, image_shape=(32, 32)).read_bytes()
+        sizes[compression] = len(data)
+        assert same_values(open_images(store)[:], images)
+    raw = shard_file(tmp_path / "none.zarr", shard=0, image_shape=(32, 32)).read_bytes()
+    pixels = images.astype("<u2").tobytes()
+    assert raw[: len(pixels)] == pixels  # the images' bytes in index order, then the index
+    assert len(raw) == len(pixels) + 16 * 6 + 4
+    assert sizes["zstd"] < len(pixels) // 4 and sizes["blosc"] < len(pixels) // 4
+
+
+def test_codec_settings_are_pinned_in_the_metadata():
+    inner = {
+        compression: metadata_for(dtype=dtype, compression=compression)["codecs"][0]["configuration"]["codecs"][1:]
+        for compression, dtype in (("none", "uint8"), ("zstd", "uint8"), ("blosc", "uint16"))
+    }
+    assert inner["none"] == []
+    assert inner["zstd"] == [{"name": "zstd", "configuration": {"level": 3, "checksum": False}}]
+    assert inner["blosc"] == [
+        {
+            "name": "blosc",
+            "configuration": {"typesize": 2, "cname": "zstd", "clevel": 5, "shuffle": "shuffle", "blocksize": 0},
+        }
+    ]
+    blosc_bytes = metadata_for(dtype="uint8", compression="blosc")["codecs"][0]["configuration"]["codecs"][1]
+    assert blosc_bytes["configuration"]["shuffle"] == "bitshuffle"
+
+
+# Determinism ------------------------------------------------------------------
+
+
+def test_files_do_not_depend_on_the_order_of_the_shards(tmp_path):
+    images = make_images(29, (9, 7), "uint8", seed=8)
+    metadata = metadata_for(
+        count=29, shard_images=5, attributes={"seed": 1, "name": "noise", "nested": {"b": 2, "a": 1}}
+    )
+    reordered = metadata_for(
+        count=29, shard_images=5, attributes={"nested": {"a": 1, "b": 2}, "name": "noise", "seed": 1}
+    )
+    assert json.dumps(metadata) == json.dumps(reordered)  # the attributes' keys are sorted
+    write_store(tmp_path / "forward.zarr", metadata, images)
+    write_store(tmp_path / "backward.zarr", reordered, images, order=range(5, -1, -1))
+    write_store(tmp_path / "again.zarr", metadata, images, order=[3, 1, 5, 0, 4, 2])
+    forward = file_digests(tmp_path / "forward.zarr")
+    assert len(forward) == 7
+    assert file_digests(tmp_path / "backward.zarr") == forward
+    assert file_digests(tmp_path / "again.zarr") == forward
+
+
+def test_files_do_not_depend_on_how_many_processes_write_them(tmp_path):
+    images = make_images(29, (9, 7, 3), "uint8", seed=9)
+    metadata = metadata_for(count=29, image_shape=(9, 7, 3), shard_images=5, compression="blosc")
+    serial = tmp_path / "serial.zarr"
+    write_store(serial, metadata, images)
+    orders = ([5, 4, 3, 2, 1, 0], [2, 0, 5, 1, 3, 4])
+    with SPAWN.Pool(3) as pool:  # three shard jobs at once, each ensuring the metadata and writing its shard
+        for number, order in enumerate(orders):
+            pool.starmap(shard_job, [(tmp_path / f"{number}.zarr", metadata, images, shard) for shard in order], 1)
+    for number in range(len(orders)):
+        assert file_digests(tmp_path / f"{number}.zarr") == file_digests(serial)
+
+
+def test_shard_jobs_racing_with_other_metadata_never_mix(tmp_path):
+    first, second = metadata_for(attributes={"seed": 1}), metadata_for(attributes={"seed": 2})
+    stores = [tmp_path / f"{number}.zarr" for number in range(40)]
+    wanted = [first, second, first, second]
+    barrier, outcomes = SPAWN.Barrier(len(wanted)), SPAWN.Queue()
+    jobs = [SPAWN.Process(target=ensuring_job, args=(stores, metadata, barrier, outcomes)) for metadata in wanted]
+    for job in jobs:
+        job.start()
+    results = [outcomes.get(timeout=60) for _ in range(len(stores) * len(wanted))]
+    for job in jobs:
+        job.join()
+    assert [job.exitcode for job in jobs] == [0] * len(jobs)
+    for store in stores:
+        stored = read_metadata(store)
+        assert stored in (first, second)
+        seed = stored["attributes"]["seed"]
+        for path, asked, outcome in results:  # the jobs asking for what is stored went on, the others stopped
+            if path == store:
+                assert outcome == "ok" if asked == seed else f"seed {seed} vs {asked}" in outcome
+        assert files_of(store) == ["zarr.json"]  # the losers' temporaries are gone
+
+
+# At most two files, nothing half-written --------------------------------------
+
+
+def test_a_shard_job_writes_the_metadata_and_its_shard_file_only(tmp_path):
+    images = make_images(11, (9, 7), "uint8")
+    metadata = metadata_for()
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata)
+    write_shard(store, metadata=metadata, shard=1, images=images[4:8])
+    assert files_of(store) == ["c/1/0/0", "zarr.json"]
+    before = {name: os.stat(store / name).st_mtime_ns for name in files_of(store)}
+
+    def watched():
+        for position, image in enumerate(images[8:]):
+            if position == 2:  # mid-write: no shard file 2, only a hidden temporary beside where it goes
+                visible = [name for name in files_of(store) if not Path(name).name.startswith(".")]
+                assert visible == ["c/1/0/0", "zarr.json"]
+                hidden = [path.name for path in (store / "c" / "2" / "0").iterdir()]
+                assert len(hidden) == 1 and hidden[0].startswith(f".0{PARTIAL_MARK}")
+            yield image
+
+    ensure_metadata(store, metadata)  # the same metadata: left as it is
+    write_shard(store, metadata=metadata, shard=2, images=watched())
+    assert files_of(store) == ["c/1/0/0", "c/2/0/0", "zarr.json"]
+    assert {name: os.stat(store / name).st_mtime_ns for name in before} == before
+
+
+def test_an_image_source_that_fails_leaves_no_shard_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(zarrstore, "BATCH_BYTES", 9 * 7)  # one image a batch: some are written before it fails
+    images = make_images(11, (9, 7), "uint8")
+    metadata = metadata_for()
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata)
+
+    def failing():
+        yield from images[4:6]
+        raise RuntimeError("generator broke at image 6")
+
+    with pytest.raises(RuntimeError, match="image 6"):
+        write_shard(store, metadata=metadata, shard=1, images=failing())
+    assert files_of(store) == ["zarr.json"]
+    assert os.listdir(store / "c") == []  # no folder made for the shard stays
+
+    write_shard(store, metadata=metadata, shard=1, images=images[4:8])
+    finished = file_digests(store)
+    with pytest.raises(RuntimeError, match="image 6"):
+        write_shard(store, metadata=metadata, shard=1, images=failing())
+    assert file_digests(store) == finished  # an earlier shard file is left as it was
+    assert files_of(store) == ["c/1/0/0", "zarr.json"]
+
+
+def test_a_killed_shard_job_leaves_only_a_hidden_temporary_removed_by_the_next_write(tmp_path):
+    images = make_images(11, (9, 7), "uint8")
+    metadata = metadata_for()
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata)
+    started = SPAWN.Event()
+    job = SPAWN.Process(target=stalled_shard_job, args=(store, metadata, images, 1, started))
+    job.start()
+    try:
+        assert started.wait(60)
+    finally:
+        job.kill()
+        job.join()
+    target = shard_file(store, shard=1, image_shape=(9, 7))
+    assert not target.exists()
+    assert [path.name.startswith(f".0{PARTIAL_MARK}") for path in target.parent.iterdir()] == [True]
+    write_shard(store, metadata=metadata, shard=1, images=images[4:8])
+    assert [path.name for path in target.parent.iterdir()] == ["0"]
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        (lambda images: images[4:7], r"shard 1: 3 images given, it holds 4 \(4\.\.7\)"),
+        (lambda images: images[4:9], r"shard 1: more than its 4 images \(4\.\.7\) given"),
+        (lambda images: images[4:8, :, :5], r"image 4: \(9, 5\) uint8 differs from the array's images, \(9, 7\) uint8"),
+        (lambda images: images[4:8].astype(np.uint16), r"image 4: \(9, 7\) uint16 differs"),
+    ],
+)
+def test_images_of_another_number_or_form_are_refused(tmp_path, part, message):
+    images = make_images(11, (9, 7), "uint8")
+    store = tmp_path / "images.zarr"
+    with pytest.raises(ImageError, match=message):
+        write_shard(store, metadata=metadata_for(), shard=1, images=part(images))
+    assert files_of(store) == []
+
+
+def test_a_shard_number_out_of_range_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"shard: 3 is not a shard of the array \(0\.\.2\)"):
+        write_shard(tmp_path, metadata=metadata_for(), shard=3, images=[])
+
+
+# Metadata ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"count": 12}, r"shape \(11, 9, 7\) vs \(12, 9, 7\)"),
+        ({"image_shape": (9, 8)}, r"shape \(11, 9, 7\) vs \(11, 9, 8\)"),
+        ({"dtype": "uint16"}, r"dtype uint8 vs uint16"),
+        ({"shard_images": 5}, r"images per shard 4 vs 5"),
+        ({"compression": "none"}, r'compression zstd {"checksum": false, "level": 3} vs none'),
+        (
+            {"attributes": {"spec": {"name": "noise", "seed": 2}, "format_version": 1}},
+            r"attributes differ: spec.seed 1 vs 2",
+        ),
+        ({"attributes": {"spec": {"name": "noise", "seed": 1}}}, r"attributes differ: format_version 1 vs absent"),
+    ],
+)
+def test_other_metadata_is_refused_naming_the_difference(tmp_path, change, message):
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata_for())
+    before = file_digests(store)
+    with pytest.raises(ImageError, match=message) as caught:
+        ensure_metadata(store, metadata_for(**change))
+    assert str(store / "zarr.json") in str(caught.value)
+    assert file_digests(store) == before
+
+
+def test_several_differences_are_all_named(tmp_path):
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata_for(count=1000, image_shape=(64, 64), attributes={"seed": 1}))
+    with pytest.raises(ImageError, match=r"shape \(1000, 64, 64\) vs \(2000, 64, 64\); attributes differ: seed 1 vs 2"):
+        ensure_metadata(store, metadata_for(count=2000, image_shape=(64, 64), attributes={"seed": 2}))
+
+
+def test_the_metadata_file_is_zarrs_own_document_and_refused_arguments_are_named(tmp_path):
+    metadata = metadata_for(image_shape=(9, 7, 3))
+    ensure_metadata(tmp_path, metadata)
+    assert read_metadata(tmp_path) == metadata
+    assert zarr.open_array(str(tmp_path), mode="r").metadata.to_dict()["shape"] == (11, 9, 7, 3)
+    assert metadata["dimension_names"] == ["image", "y", "x", "channel"]
+    assert read_metadata(tmp_path / "nowhere") is None
+    with pytest.raises(ValueError, match=r"compression: 'lz4' is not one of none, zstd, blosc"):
+        metadata_for(compression="lz4")
+    with pytest.raises(ValueError, match=r"image_shape: \[9\] is not"):
+        metadata_for(image_shape=(9,))
+    with pytest.raises(ValueError, match=r"dtype: complex64 is not"):
+        metadata_for(dtype="complex64")
+    with pytest.raises(ValueError, match=r"count: 0 is not a whole number of at least 1"):
+        metadata_for(count=0)
+    with pytest.raises(ValueError, match=r"shard_images: 2\.5 is not"):
+        metadata_for(shard_images=2.5)
+    with pytest.raises(ValueError, match=r"attributes: not JSON data"):
+        metadata_for(attributes={"when": object()})
+
+
+# A new count ------------------------------------------------------------------
+
+
+def test_changed_shards_are_the_last_partial_one_and_the_new_ones():
+    old = metadata_for(count=11)
+    assert changed_shards(None, old) == [0, 1, 2]
+    assert changed_shards(old, old) == []
+    assert changed_shards(old, metadata_for(count=15)) == [2, 3]
+    assert changed_shards(old, metadata_for(count=12)) == [2]
+    assert changed_shards(metadata_for(count=12), metadata_for(count=13)) == [3]
+    assert changed_shards(old, metadata_for(count=6)) == [1]
+    assert changed_shards(old, metadata_for(count=8)) == []
+    assert changed_shards(old, metadata_for(count=15, attributes={"seed": 2})) == [0, 1, 2, 3]
+    assert changed_shards(old, metadata_for(count=15, compression="none")) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("new_count", [15, 19, 6, 8, 11])
+def test_a_resized_store_equals_one_written_anew(tmp_path, new_count):
+    images = make_images(19, (9, 7), "uint8", seed=4)
+    store, fresh = tmp_path / "resized.zarr", tmp_path / "fresh.zarr"
+    write_store(store, metadata_for(count=11), images[:11])
+    kept = {name: (digest, os.stat(store / name).st_ino) for name, digest in file_digests(store).items()}
+    new = metadata_for(count=new_count)
+    rewrite = resize(store, new)
+    assert rewrite == changed_shards(metadata_for(count=11), new)
+    for shard in rewrite:
+        write_shard(store, metadata=new, shard=shard, images=shard_images_of(images[:new_count], new, shard))
+    write_store(fresh, new, images[:new_count])
+    assert file_digests(store) == file_digests(fresh)
+    untouched = [shard for shard in range(shard_count(new)) if shard not in rewrite]
+    for shard in untouched:  # the very same files, not rewritten
+        name = f"c/{shard}/0/0"
+        assert (file_digests(store)[name], os.stat(store / name).st_ino) == kept[name]
+    assert same_values(open_images(store)[:], images[:new_count])
+
+
+def test_resize_refuses_any_other_change(tmp_path):
+    store = tmp_path / "images.zarr"
+    write_store(store, metadata_for(count=11), make_images(11, (9, 7), "uint8"))
+    before = file_digests(store)
+    with pytest.raises(ImageError, match="attributes differ: seed absent vs 2"):
+        resize(store, metadata_for(count=15, attributes={**ATTRIBUTES, "seed": 2}))
+    assert file_digests(store) == before
+    assert resize(tmp_path / "empty.zarr", metadata_for(count=11)) == [0, 1, 2]
+    assert files_of(tmp_path / "empty.zarr") == ["zarr.json"]
+
+
+# Reading and digests ----------------------------------------------------------
+
+
+def test_reading_checks_the_index_and_the_store(tmp_path):
+    store = tmp_path / "images.zarr"
+    write_store(store, metadata_for(), make_images(11, (9, 7), "uint8"))
+    array = open_images(store)
+    for index in (-1, 11, 2.0, True):
+        with pytest.raises(IndexError, match=r"is not in the array \(0\.\.10\)"):
+            read_image(array, index)
+    assert read_image(array, np.int64(10)).shape == (9, 7)
+    with pytest.raises(FileNotFoundError, match="zarr.json: the array's metadata is missing"):
+        open_images(tmp_path / "missing.zarr")
+    with pytest.raises(FileNotFoundError, match="zarr.json: the array's metadata is missing"):
+        store_form(tmp_path / "missing.zarr")
+    with pytest.raises(ValueError, match="read-only"):
+        array[0] = 1
+
+
+def test_pixel_digest_is_the_sha256_of_the_c_order_bytes():
+    image = make_images(1, (9, 7, 3), "uint16", seed=2)[0]
+    assert pixel_digest(image) == hashlib.sha256(image.astype("<u2").tobytes(order="C")).hexdigest()
+    assert pixel_digest(np.asfortranarray(image)) == pixel_digest(image)
+    assert pixel_digest(image.astype(">u2")) == pixel_digest(image)  # the values, not their byte order in memory
+    assert pixel_digest(image.astype(np.uint32)) != pixel_digest(image)
+    assert pixel_digest(image.reshape(7, 9, 3)) == pixel_digest(image)  # only the bytes: the manifest keeps the shape
+
+
+def test_shard_file_names_follow_zarrs_chunk_keys(tmp_path):
+    assert shard_file(tmp_path, shard=7, image_shape=(9, 7)) == tmp_path / "c" / "7" / "0" / "0"
+    assert shard_file(tmp_path, shard=0, image_shape=(9, 7, 3)) == tmp_path / "c" / "0" / "0" / "0" / "0"
