@@ -68,6 +68,7 @@ def test_mosaics_are_built_measured_and_rerun_exactly(tmp_path):
     assert report["mean_ciede2000"] == pytest.approx(expected, abs=1e-3)
     assert set(report["seconds"]) == {"load", "features", "matching", "render_and_quality"}
     assert report["assignment"] == "optimal" and report["features"] == {"grid": 2, "space": "lab"}
+    assert report["solver"] == {"solver": "dense", "proven_optimal": True}  # 48 cells x 164 tiles: the whole matrix
     # The placement table: one line per cell naming the tile, its source picture and its orientation.
     table = (results / "colour.tsv").read_text().splitlines()
     assert table[0].split("\t")[:4] == ["row", "col", "tile", "file"] and len(table) == 1 + 48

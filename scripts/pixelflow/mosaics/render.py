@@ -352,6 +352,9 @@ class Layout:
         The nearest-tile search used (``kdtree`` or ``blas``).
     seconds : dict
         Seconds spent on features and on matching.
+    solver : dict
+        How the assignment was solved: ``solver`` and ``proven_optimal``
+        (:func:`pixelflow.mosaics.matching.solve_assignment`).
     """
 
     rows: int
@@ -364,6 +367,7 @@ class Layout:
     tile_means: np.ndarray | None
     method: str
     seconds: dict
+    solver: dict
 
 
 def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int = 1) -> Layout:
@@ -427,7 +431,7 @@ def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int
         candidates, distances = match_cells(
             cell_features.reshape(rows, cols, -1), library_features, k, method, processes
         )
-    assignment = matching.assign_cells(
+    assignment, solver = matching.solve_assignment(
         cell_features,
         library_features,
         rows=rows,
@@ -442,7 +446,8 @@ def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int
     chosen = library_features[assignment].astype(np.float64) - cell_features.astype(np.float64)
     cell_distances = np.sqrt(np.einsum("cd,cd->c", chosen, chosen))
     seconds["matching"] = time.perf_counter() - started
-    return Layout(rows, cols, assignment, cell_distances, cropped, grey, cell_means, tile_means, method, seconds)
+    solver = {"solver": solver["solver"], "proven_optimal": solver["proven"]}
+    return Layout(rows, cols, assignment, cell_distances, cropped, grey, cell_means, tile_means, method, seconds, solver)
 
 
 def band_rows(cols: int, scale) -> int:
@@ -548,6 +553,7 @@ def mosaic_report(layout: Layout, spec: MosaicSpec, library_size: int, shape, sc
         "features": {"grid": spec["grid"], "space": spec["space"]},
         "matching_method": layout.method,
         "assignment": spec["assignment"],
+        "solver": layout.solver,
         "max_repeats": spec["max_repeats"],
         "min_spacing": spec["min_spacing"],
         **usage_report(layout, library_size),

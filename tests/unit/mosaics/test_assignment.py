@@ -73,15 +73,16 @@ def test_optimal_equals_dense_assignment_on_medium_cases(solver, max_repeats, sp
     assert total(features, library, chosen) == pytest.approx(reference_total(features, library, max_repeats), rel=1e-9)
 
 
-def test_certificate_grows_lists_when_nearest_tiles_collide(monkeypatch):
+def test_certificate_offers_tiles_when_nearest_tiles_collide(monkeypatch):
     monkeypatch.setattr(matching, "DENSE_ENTRIES", 0)
     monkeypatch.setattr(matching, "DENSE_SOLVE_ENTRIES", 0)
     rng = np.random.default_rng(7)
     library = rng.normal(50, 20, (300, 3))
     features = rng.normal(50, 1, (240, 3))
     candidates, distances = nearest(features, library, 8)
-    chosen, info = matching._assign(features, library, 12, 20, 1, 0, "optimal", candidates, distances, "auto")
-    assert info["rounds"] > 1 and info["grown"] + info["short"] > 0
+    options = {"rows": 12, "cols": 20, "max_repeats": 1, "candidates": candidates, "distances": distances}
+    chosen, info = matching.solve_assignment(features, library, **options)
+    assert info["rounds"] > 1 and info["filled"] > 0 and info["offered"] > 0 and info["proven"]
     assert total(features, library, chosen) == pytest.approx(reference_total(features, library, 1), rel=1e-9)
 
 
@@ -217,3 +218,54 @@ def test_offered_pairs_keep_their_keys_for_large_grids_and_libraries():
     lists = _Lists(np.zeros((3, 2)), library, None, None, "blas")
     lists.add(np.array([2, 65_535], np.int32), np.array([99_999, 5], np.int32))  # 65,535 x 100,000 > 2**31
     assert lists.extra.tolist() == [2 * 100_000 + 99_999, 65_535 * 100_000 + 5]
+
+
+@pytest.mark.parametrize(("offset", "spread"), [(0.0, 30.0), (500.0, 1.0), (50.0, 1e-3)])
+def test_distance_floor_is_a_tight_lower_bound(offset, spread):
+    rng = np.random.default_rng(int(offset))
+    library = rng.normal(offset, spread, (2000, 192)).astype(np.float32)
+    queries = rng.normal(offset, spread, (300, 192)).astype(np.float32)
+    queries[:5] = library[:5]  # zero distances
+    exact = all_distances(queries.astype(np.float64), library.astype(np.float64))
+    floor = matching._distance_floor(matching.build_index(library, "blas"), queries)
+    assert (floor <= exact).all()
+    scale = np.sqrt((library.astype(np.float64) - library.mean(0)) ** 2).sum(1).max() + 1
+    assert (exact - floor).max() < 1e-3 * scale
+
+
+def test_price_scan_offers_exactly_the_tiles_below_each_cells_level():
+    rng = np.random.default_rng(3)
+    library = rng.normal(50, 20, (500, 12))
+    features = rng.normal(50, 20, (40, 12))
+    prices = rng.random(500) * 5
+    costs = all_distances(features, library) + prices
+    ranked = np.sort(costs, axis=1)
+    level = (ranked[:, 19] + ranked[:, 20]) / 2  # 20 tiles of each cell lie below its level
+    lists = matching._Lists(features, library, None, None, "auto")
+    least, offers = matching._price_scan(lists, np.arange(40), prices, level, 0.0)
+    assert offers == 40 * min(20, matching.SCAN_OFFERS)
+    assert (least <= costs.min(axis=1)).all() and (least > costs.min(axis=1) - 1e-3).all()
+    keys, tiles, _ = lists.edges()
+    offered = keys // 500
+    for cell in range(40):
+        below = ranked[cell, : min(20, matching.SCAN_OFFERS)]
+        assert np.allclose(np.sort(costs[cell, tiles[offered == cell]]), below)
+    _, again = matching._price_scan(lists, np.arange(40), prices, costs.min(axis=1), 1e-9)
+    assert again == 0  # nothing lies below the least cost + price
+
+
+def test_a_spent_scan_budget_returns_the_best_assignment_found_unproven(monkeypatch):
+    monkeypatch.setattr(matching, "DENSE_ENTRIES", 0)
+    monkeypatch.setattr(matching, "DENSE_SOLVE_ENTRIES", 0)
+    monkeypatch.setattr(matching, "SCAN_BUDGET", 0)
+    rng = np.random.default_rng(7)
+    library = rng.normal(50, 20, (300, 3))
+    features = rng.normal(50, 1, (240, 3))
+    candidates, distances = nearest(features, library, 8)
+    options = {"rows": 12, "cols": 20, "max_repeats": 1, "candidates": candidates, "distances": distances}
+    chosen, info = matching.solve_assignment(features, library, **options)
+    assert not info["proven"] and info["scanned"] == 0
+    assert np.bincount(chosen).max() == 1
+    greedy = assign_cells(features, library, assignment="greedy", **options)
+    best = reference_total(features, library, 1)
+    assert best <= total(features, library, chosen) <= total(features, library, greedy) * 1.5
