@@ -29,6 +29,7 @@ from scipy.spatial import cKDTree
 KDTREE_MAX_DIMENSIONS = 12
 TIE_EXTRA = 8  # extra k-d tree neighbours fetched so that equal distances are ordered by index
 BLOCK_ROWS = 256  # query rows per distance block (a 256 x 25,000 float32 block is 25 MB)
+PAIR_CHUNK = 1 << 16  # pairs per chunk of pair_distances (65,536 x 192 float64 values: 100 MB)
 LONG_LIST = 256  # longer lists of nearest tiles come from float64 distance blocks (_nearest_float64)
 
 
@@ -115,6 +116,19 @@ def exact_distances(queries: np.ndarray, library: np.ndarray, candidates: np.nda
     """
     differences = library[candidates].astype(np.float64) - queries[:, None, :].astype(np.float64)
     return np.sqrt(np.einsum("nkd,nkd->nk", differences, differences))
+
+
+def pair_distances(queries: np.ndarray, library: np.ndarray, rows: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """(m,) float64 distances of ``queries[rows[i]]`` to ``library[tiles[i]]``, as :func:`exact_distances`.
+
+    Computed in chunks of ``PAIR_CHUNK`` pairs, so millions of pairs need no
+    more than a few hundred MB.
+    """
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), PAIR_CHUNK):
+        part = slice(start, start + PAIR_CHUNK)
+        out[part] = exact_distances(queries[rows[part]], library, tiles[part, None])[:, 0]
+    return out
 
 
 def _nearest_blas(index: Index, queries: np.ndarray, k: int, block_rows: int = BLOCK_ROWS):
@@ -574,6 +588,7 @@ class _Lists:
         self.row = np.arange(cells)
         self.length = np.zeros(cells, np.int64)
         self.extra = np.empty(0, np.int64)  # keys cell * size + tile
+        self.extra_costs = np.empty(0)
         if candidates is not None:
             tiles = np.asarray(candidates, np.int64).reshape(cells, -1)
             costs = np.asarray(distances, np.float64).reshape(cells, -1)
@@ -618,9 +633,12 @@ class _Lists:
         self.length[cells] = lengths
 
     def add(self, cells: np.ndarray, tiles: np.ndarray):
-        """Pairs (cell, tile) to offer the solver beside the lists."""
-        keys = np.asarray(cells, np.int64) * self.size + np.asarray(tiles, np.int64)  # int32 cells would overflow
-        self.extra = np.union1d(self.extra, keys)
+        """Pairs (cell, tile) to offer the solver beside the lists (their distances computed once, here)."""
+        cells, tiles = np.asarray(cells, np.int64), np.asarray(tiles, np.int64)  # int32 cells would overflow
+        keys = np.concatenate([self.extra, cells * self.size + tiles])
+        new = pair_distances(self.features, self.library, cells, tiles)
+        self.extra, first = np.unique(keys, return_index=True)
+        self.extra_costs = np.concatenate([self.extra_costs, new])[first]
 
     def list_of(self, cell: int):
         """(tiles, costs) of one cell's list, nearest first (searched here when it has none)."""
@@ -664,9 +682,8 @@ class _Lists:
         keys, costs = keys[order], costs[order]
         if len(self.extra):
             at = np.minimum(np.searchsorted(keys, self.extra), max(len(keys) - 1, 0))
-            extra = self.extra[keys[at] != self.extra] if len(keys) else self.extra
-            cells, tiles = np.divmod(extra, self.size)
-            extra_costs = exact_distances(self.features[cells], self.library, tiles[:, None])[:, 0]
+            unlisted = keys[at] != self.extra if len(keys) else np.ones(len(self.extra), bool)
+            extra, extra_costs = self.extra[unlisted], self.extra_costs[unlisted]
             keys, costs = np.concatenate([keys, extra]), np.concatenate([costs, extra_costs])
             order = np.argsort(keys, kind="stable")
             keys, costs = keys[order], costs[order]

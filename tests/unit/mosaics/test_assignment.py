@@ -215,9 +215,11 @@ def test_offered_pairs_keep_their_keys_for_large_grids_and_libraries():
     from pixelflow.mosaics.matching import _Lists
 
     library = np.zeros((100_000, 2))
-    lists = _Lists(np.zeros((3, 2)), library, None, None, "blas")
+    library[5] = (3.0, 4.0)
+    lists = _Lists(np.zeros((65_536, 2)), library, None, None, "blas")
     lists.add(np.array([2, 65_535], np.int32), np.array([99_999, 5], np.int32))  # 65,535 x 100,000 > 2**31
     assert lists.extra.tolist() == [2 * 100_000 + 99_999, 65_535 * 100_000 + 5]
+    assert lists.extra_costs.tolist() == [0.0, 5.0]
 
 
 @pytest.mark.parametrize(("offset", "spread"), [(0.0, 30.0), (500.0, 1.0), (50.0, 1e-3)])
