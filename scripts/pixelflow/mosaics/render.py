@@ -447,7 +447,9 @@ def match_mosaic(target, tiles, library_pooled, spec: MosaicSpec, processes: int
     cell_distances = np.sqrt(np.einsum("cd,cd->c", chosen, chosen))
     seconds["matching"] = time.perf_counter() - started
     solver = {"solver": solver["solver"], "proven_optimal": solver["proven"]}
-    return Layout(rows, cols, assignment, cell_distances, cropped, grey, cell_means, tile_means, method, seconds, solver)
+    return Layout(
+        rows, cols, assignment, cell_distances, cropped, grey, cell_means, tile_means, method, seconds, solver
+    )
 
 
 def band_rows(cols: int, scale) -> int:
