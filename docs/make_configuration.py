@@ -46,9 +46,12 @@ def code(value) -> str:
 
 
 def type_text(node: dict) -> str:
-    """The type, choices and bounds of a schema node, in words."""
+    """The type, choices and bounds of a schema node, in words; alternatives (``anyOf``, ``oneOf``) joined by "or"."""
     if "enum" in node:
         return ", ".join(code(value) for value in node["enum"])
+    for alternatives in ("anyOf", "oneOf"):
+        if alternatives in node:
+            return " or ".join(type_text(branch) for branch in node[alternatives])
     if node.get("type") == "array":
         low, high = node.get("minItems"), node.get("maxItems")
         count = f"{low} " if low is not None and low == high else f"{low or 0}–{high} " if high else ""
@@ -71,17 +74,41 @@ def type_text(node: dict) -> str:
     return text + (" or null" if "null" in kinds else "")
 
 
-def row(node: dict, path: list[str], required: bool) -> str:
-    """One table row: key, type or choices, default, description."""
-    default = code(node["default"]) if "default" in node else "*required*" if required else "–"
+def row(node: dict, path: list[str], required: bool, default: str | None = None) -> str:
+    """One table row: key, type or choices, default (``default`` when given, as text), description."""
+    if default is None:
+        default = code(node["default"]) if "default" in node else "*required*" if required else "–"
     cells = [f"`{'.'.join(path)}`", type_text(node), default, node.get("description", "")]
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def conditional_default(node: dict, name: str) -> str | None:
+    """The default of key ``name`` of an object whose ``if``/``then``/``else`` fill it, in words; None if they do not.
+
+    The ``if`` tests one key's value (``storage: zarr``): the text is the
+    ``else`` default, then the ``then`` one with that condition, for example
+    ``0``; ``none`` with ``storage: zarr``.
+    """
+    if "if" not in node:
+        return None
+    defaults = {
+        branch: node[branch]["properties"][name]["default"]
+        for branch in ("else", "then")
+        if "default" in node.get(branch, {}).get("properties", {}).get(name, {})
+    }
+    if not defaults:
+        return None
+    ((key, test),) = node["if"]["properties"].items()
+    words = [code(defaults["else"])] if "else" in defaults else []
+    if "then" in defaults:
+        words.append(f"{code(defaults['then'])} with `{key}: {test['const']}`")
+    return "; ".join(words)
 
 
 def walk(schema: dict, node: dict, path: list[str]):
     """Rows of every key below ``node`` (a ``<name>`` level for maps of names), depth first."""
     for name, child in node.get("properties", {}).items():
-        yield row(child, path + [name], name in node.get("required", ()))
+        yield row(child, path + [name], name in node.get("required", ()), conditional_default(node, name))
         yield from walk(schema, child, path + [name])
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):

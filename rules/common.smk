@@ -30,6 +30,9 @@ for stage in STAGES:
 # The datasets' shard plans and the pipelines', whose outputs are datasets too.
 DATASETS = datasets_plan.plan_datasets(config, WORKDIR)
 DATASETS.update(pipelines_plan.plan_pipelines(config, DATASETS))
+# A zarr dataset's store holds this config's array or none (checked once per run: it loads Zarr).
+if workflow.is_main_process:
+    datasets_plan.check_zarr_stores(config, WORKDIR)
 
 # Which core modules each script imports, kept between runs (see planning/imports.py).
 IMPORTS_CACHE = imports.imports_cache_path()
@@ -57,6 +60,11 @@ def shard_dirs(name, shards=None):
     """Shard folders of a dataset (all, or the given ids)."""
     ids = DATASETS[name].shards if shards is None else shards
     return [datasets_plan.shard_dir(name, shard) for shard in ids]
+
+
+def zarr_shard_outputs(name, shards=None):
+    """A zarr dataset's shard files and shard manifests (all, or the given ids), as ``shards`` and ``manifests``."""
+    return datasets_plan.zarr_shard_outputs(config, DATASETS[name], shards)
 
 
 def provided_cores():

@@ -96,3 +96,10 @@ def test_readme_is_a_short_guide_with_the_test_command():
     marker = lines.index("<!-- test-command -->")
     assert lines[marker + 1] == "```bash" and "pytest" in lines[marker + 2]
     assert not any("DESIGN.md" in line for line in lines)
+
+
+def test_defaults_that_depend_on_the_storage_are_shown_for_each(schema):
+    page = make_configuration().render(schema)
+    assert "| `datasets.<name>.stack` | boolean | `true`; `false` with `storage: zarr` |" in page
+    assert "| `datasets.<name>.compression` | integer 0 to 9 or string | `0`; `none` with `storage: zarr` |" in page
+    assert "| `datasets.<name>.format` | `png`, `tiff`, `tif`, `bmp` | `png` |" in page

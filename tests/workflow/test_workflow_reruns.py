@@ -298,7 +298,8 @@ def test_after_shrinking_a_dataset_its_folder_holds_only_the_current_shards(tiny
 def rule_scripts(workflow: Path) -> dict[str, str]:
     """{rule: script file name} of the dataset rules and the report's table, read from the copy's rules.
 
-    CODE_CONFIG asks for datasets only, so these are the rules its runs use.
+    CODE_CONFIG asks for datasets only, so these are the rules its runs use
+    (``use rule`` variants, such as the zarr shards of colour images, aside).
     """
     scripts = {}
     text = "".join((workflow / "rules" / name).read_text(encoding="utf-8") for name in ("datasets.smk", "report.smk"))
@@ -333,8 +334,10 @@ CODE_CONFIG = {
     "datasets": {
         "gen": {"generator": "uniform", "count": 3, "shape": [8, 8], "dtype": "uint8", "format": "png"},
         "ext": {"path": "inputs/*.png"},
+        "arr": {"generator": "uniform", "count": 3, "shape": [8, 8], "storage": "zarr", "stack": True},
     },
 }
+ZARR_RULES = {"dataset_zarr_shard", "dataset_zarr_index", "dataset_zarr_stack", "dataset_zarr_montage"}
 
 
 @pytest.fixture(scope="module")
@@ -380,25 +383,38 @@ def downstream(outputs: set[str], inputs: dict[str, list[str]]) -> set[str]:
 def test_the_copy_is_complete(workflow_copy):
     workflow, config, every_job, _ = workflow_copy
     assert dry_run_plan(workflow, config, snakefile=workflow / "Snakefile") == {}
-    assert {output.split("/")[2] for output in without_report(every_job)} == {"gen", "ext"}
+    assert {output.split("/")[2] for output in without_report(every_job)} == {"gen", "ext", "arr"}
     assert set(every_job.values()) == set(rule_scripts(workflow))
 
 
 def test_scripts_import_the_modules_the_design_says(workflow_copy):
     workflow, _, _, _ = workflow_copy
     rules = set(rule_scripts(workflow)) - {"report_job_benchmarks"}
-    assert rules == {"dataset_shard", "dataset_index", "dataset_stack", "dataset_montage"}
-    assert importing_rules(workflow, "datasets.montage") == {"dataset_montage"}
-    assert importing_rules(workflow, "datasets.stack") == {"dataset_stack"}
-    # Only shards make images; everything else reads manifests.
-    assert importing_rules(workflow, "datasets.generators") == {"dataset_shard"}
+    assert rules == {"dataset_shard", "dataset_index", "dataset_stack", "dataset_montage"} | ZARR_RULES
+    assert importing_rules(workflow, "datasets.montage") == {"dataset_montage", "dataset_zarr_montage"}
+    assert importing_rules(workflow, "datasets.stack") == {"dataset_stack", "dataset_zarr_stack"}
+    # Only shards make images; everything else reads manifests (or the Zarr array).
+    assert importing_rules(workflow, "datasets.generators") == {"dataset_shard", "dataset_zarr_shard"}
     assert importing_rules(workflow, "datasets.shards") == {"dataset_shard"}
-    assert importing_rules(workflow, "io.manifest") == rules
+    assert importing_rules(workflow, "datasets.zarrshards") == {"dataset_zarr_shard"}
+    assert importing_rules(workflow, "datasets.zarrarray") == {"dataset_zarr_shard", "dataset_zarr_index"}
+    assert importing_rules(workflow, "io.manifest") == rules - {"dataset_zarr_montage"}
+    # Zarr is read and written by the zarr dataset's rules alone.
+    assert importing_rules(workflow, "io.zarrstore") == ZARR_RULES
 
 
 @pytest.mark.parametrize(
     "module",
-    ["datasets.montage", "datasets.stack", "io.manifest", "datasets.shards", "datasets.generators", "io.images"],
+    [
+        "datasets.montage",
+        "datasets.stack",
+        "io.manifest",
+        "datasets.shards",
+        "datasets.generators",
+        "io.images",
+        "io.zarrstore",
+        "datasets.zarrshards",
+    ],
 )
 def test_core_module_edit_replans_exactly_the_rules_importing_it(workflow_copy, module):
     workflow, config, every_job, inputs = workflow_copy
@@ -415,10 +431,13 @@ def test_core_module_edit_replans_exactly_the_rules_importing_it(workflow_copy, 
         plan = without_report(dry_run_plan(workflow, config, snakefile=snakefile))
     assert plan == expected
     if module == "datasets.montage":
-        assert set(plan.values()) == {"dataset_montage"}
-        assert sorted(plan) == ["results/datasets/ext/montage.png", "results/datasets/gen/montage.png"]
+        assert set(plan.values()) == {"dataset_montage", "dataset_zarr_montage"}
+        assert sorted(plan) == [f"results/datasets/{name}/montage.png" for name in ("arr", "ext", "gen")]
     if module == "datasets.stack":
-        assert sorted(plan) == ["results/datasets/ext/stack.npy", "results/datasets/gen/stack.npy"]
+        assert sorted(plan) == [f"results/datasets/{name}/stack.npy" for name in ("arr", "ext", "gen")]
+    if module == "io.zarrstore":
+        assert {output.split("/")[2] for output in plan} == {"arr"}
+        assert set(plan.values()) == ZARR_RULES
     if module == "datasets.generators":
         # External shards too: their script imports datasets, which imports generators.
         shards = {output for output, rule in every_job.items() if rule == "dataset_shard"}

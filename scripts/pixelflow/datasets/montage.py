@@ -148,6 +148,44 @@ def write_montage(output, paths: list, cell: int, processes: int, columns: int |
     if cell <= 0:
         raise ValueError(f"montage cell size must be positive, got {cell}")
     smalls = parallel_map(_thumbnail_of, [(str(path), cell) for path in paths], processes, describe=describe_item)
+    return _write_sheet(output, smalls, cell, columns)
+
+
+def _write_sheet(output, smalls: list[np.ndarray], cell: int, columns: int | None) -> tuple:
     sheet = contact_sheet(smalls, cell, columns=columns)
     write_image(output, sheet, "png", compression=3)
     return sheet.shape
+
+
+def write_montage_of_images(output, images, cell: int, columns: int | None = None) -> tuple:
+    """Write a contact sheet of images given as arrays (in order) to ``output`` (PNG); return its shape.
+
+    The same sheet as :func:`write_montage` draws from files holding these
+    images, for a dataset read as arrays (a Zarr array's images); drawn in
+    this process.
+
+    Parameters
+    ----------
+    output : str or path-like
+        Written atomically as PNG (compression 3).
+    images : iterable of ndarray
+        The images, (h, w) or (h, w, c), in the order they are laid out.
+    cell : int
+        Thumbnail cell side in pixels (:func:`contact_sheet`).
+    columns : int, optional
+        Cells per row (:func:`contact_sheet`).
+
+    Returns
+    -------
+    tuple of int
+        The sheet's shape, ``(height, width, 3)``.
+
+    Raises
+    ------
+    ValueError
+        For ``cell`` below 1 or no images.
+    """
+    if cell <= 0:
+        raise ValueError(f"montage cell size must be positive, got {cell}")
+    smalls = [thumbnail(to_display(np.asarray(image)), cell) for image in images]
+    return _write_sheet(output, smalls, cell, columns)

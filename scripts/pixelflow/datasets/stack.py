@@ -373,3 +373,50 @@ def build_stack(
         )
         os.truncate(temporary, total)
     return full_shape
+
+
+def write_array_stack(output, images, batch_bytes: int = BLOCK_BYTES, progress=None) -> tuple:
+    """Write an array of images, (N, h, w[, c]), to ``output`` as one ``.npy`` file; return its shape.
+
+    For a dataset that is one array already (a Zarr array opened read-only,
+    :func:`pixelflow.io.zarrstore.open_images`): its images are read in
+    batches of about ``batch_bytes`` and appended after the header, so the
+    file is exactly what ``np.save`` writes for the whole array (in the
+    machine's byte order).
+
+    Parameters
+    ----------
+    output : str or path-like
+        The ``.npy`` file, written atomically.
+    images : array-like
+        With ``shape``, ``dtype`` and slicing along its first axis (a numpy or Zarr array).
+    batch_bytes : int
+        Bytes read at once; at least one image.
+    progress : callable, optional
+        First called as ``progress(0, total=N)``, then with the number of images newly written.
+
+    Returns
+    -------
+    tuple of int
+        The array's shape.
+
+    Raises
+    ------
+    ValueError
+        If there are no images.
+    """
+    shape, dtype = tuple(images.shape), np.dtype(images.dtype).newbyteorder("=")
+    if not shape or shape[0] == 0:
+        raise ValueError("the dataset has no images to stack")
+    image_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    batch = max(1, batch_bytes // max(1, image_bytes))
+    if progress is not None:
+        progress(0, total=shape[0])
+    with atomic_file(Path(output)) as temporary, open(temporary, "wb") as handle:
+        handle.write(npy_header(shape, dtype))
+        for start in range(0, shape[0], batch):
+            part = np.ascontiguousarray(images[start : start + batch], dtype=dtype)
+            handle.write(memoryview(part).cast("B"))
+            if progress is not None:
+                progress(len(part))
+    return shape

@@ -7,7 +7,10 @@ k, the file ``c/k/0/0[/0]``, holds images ``k * shard_images`` to
 ``(k + 1) * shard_images - 1`` (the last shard may hold fewer; N need not be a
 multiple). A workflow shard job writes exactly one shard file, in parallel
 with the other jobs, and may ensure the metadata ``zarr.json``: at most two
-files a job.
+files a job. Where the shard jobs cannot all agree on the count (a job that
+rewrites one shard does not know the others'), they check the stored metadata
+but for the count (:func:`check_metadata`), and one step after them all
+writes the final ``zarr.json`` (:func:`finish`).
 
 Every file is deterministic: the metadata is canonical JSON of what Zarr
 itself would write, and a shard file holds the images' chunks encoded by
@@ -27,14 +30,17 @@ Only Zarr's public API is used: arrays are created and opened with
 layout is the one the Zarr v3 sharding specification defines (chunks, then an
 index of (offset, length) pairs encoded by the array's index codecs).
 Zarr is imported where it is used: :func:`shard_file`, :func:`read_metadata`,
-:func:`store_form` and :func:`changed_shards` work without it, so planning can
-call them while the Snakefile is parsed.
+:func:`store_form`, :func:`changed_shards`, :func:`check_metadata` and
+:func:`finish` work without it, so planning can call the first ones while the
+Snakefile is parsed.
 """
 
 import hashlib
 import json
 import math
 import os
+import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -344,6 +350,40 @@ def ensure_metadata(store, metadata: dict) -> None:
         raise _mismatch(path, words, store)
 
 
+def check_metadata(store, metadata: dict, *, ignore_count: bool = False) -> dict | None:
+    """Check that the array in ``store``, if there is one, is the one ``metadata`` describes; nothing is written.
+
+    For a shard job that must not mix its shard into another array, where
+    another step writes ``zarr.json`` (:func:`finish`).
+
+    Parameters
+    ----------
+    store : str or path-like
+        The array's folder; a store without ``zarr.json`` passes.
+    metadata : dict
+        From :func:`array_metadata`.
+    ignore_count : bool
+        Accept stored metadata that differs in the number of images alone.
+
+    Returns
+    -------
+    dict or None
+        The stored metadata, None where there is none.
+
+    Raises
+    ------
+    ImageError
+        Naming ``zarr.json`` and each difference, as :func:`ensure_metadata`.
+    """
+    _layout(metadata)
+    stored = read_metadata(store)
+    if stored is not None:
+        words = metadata_differences(stored, metadata, ignore_count=ignore_count)
+        if words:
+            raise _mismatch(Path(store) / METADATA_NAME, words, store)
+    return stored
+
+
 def store_form(store) -> tuple[int, tuple[int, ...], str]:
     """The number of images, the image shape and the pixel type of the array in ``store``.
 
@@ -437,7 +477,10 @@ def resize(store, metadata: dict) -> list[int]:
     files of shards that change (:func:`changed_shards`) and of shards past
     the new end are removed first, then ``metadata`` replaces ``zarr.json``:
     an interrupted resize leaves missing shard files, never stale ones. An
-    empty store gets the metadata, and every shard is returned.
+    empty store gets the metadata, and every shard is returned. It must run
+    before the shards are rewritten, by one writer: shard jobs running side
+    by side cannot call it (one would remove another's new file); they use
+    :func:`check_metadata` and :func:`finish` instead.
 
     Returns
     -------
@@ -462,6 +505,58 @@ def resize(store, metadata: dict) -> list[int]:
         _remove_shard_file(shard_file(store, shard=shard, image_shape=image_shape), Path(store))
     write_bytes(Path(store) / METADATA_NAME, _metadata_bytes(metadata))
     return changed
+
+
+def finish(store, metadata: dict) -> list[int]:
+    """Write the array's final ``zarr.json`` once every shard file is written; remove shard files past its end.
+
+    The counterpart of :func:`resize` for writers that cannot resize first:
+    workflow shard jobs run side by side, each rewriting only its own shard
+    file, so none of them may remove or re-count the others'. They check the
+    stored metadata but for the count (:func:`check_metadata`); once they are
+    all done, one step calls this. Shard files (and leftovers of interrupted
+    writes) from :func:`shard_count` of ``metadata`` on are removed first,
+    then ``zarr.json`` is written, always anew (so its time is that of this
+    step).
+
+    Parameters
+    ----------
+    store : str or path-like
+        The array's folder.
+    metadata : dict
+        From :func:`array_metadata`, with the final count.
+
+    Returns
+    -------
+    list of int
+        The shard numbers whose files were removed, in increasing order.
+
+    Raises
+    ------
+    ImageError
+        As :func:`check_metadata` with ``ignore_count``, when the store holds
+        another array; naming the file, when a shard file of the array is
+        missing. Nothing is changed then.
+    """
+    check_metadata(store, metadata, ignore_count=True)
+    store = Path(store)
+    image_shape = _layout(metadata)[1]
+    shards = shard_count(metadata)
+    for shard in range(shards):
+        path = shard_file(store, shard=shard, image_shape=image_shape)
+        if not path.is_file():
+            raise ImageError(f"{path}: shard {shard} of the array is missing; write every shard before finishing")
+    removed = []
+    chunks = store / "c"
+    for entry in sorted(chunks.iterdir()) if chunks.is_dir() else ():
+        if re.fullmatch(r"[0-9]+", entry.name) and int(entry.name) >= shards:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(int(entry.name))
+    write_bytes(store / METADATA_NAME, _metadata_bytes(metadata))
+    return sorted(removed)
 
 
 def _remove_shard_file(path: Path, store: Path) -> None:
@@ -633,6 +728,29 @@ def _encoded_index(metadata: dict, index: np.ndarray, codecs: list) -> bytes:
     )
     array[...] = index
     return store["c" + "/0" * index.ndim].to_bytes()
+
+
+# Threads ----------------------------------------------------------------------
+
+
+def limit_threads(threads: int) -> None:
+    """Let Zarr encode and decode with at most ``threads`` threads in this process.
+
+    Zarr runs its codecs (zstd, blosc) in a pool of threads, by default
+    about as many as the machine has cores, whatever the job was given. The
+    pool is made when Zarr is first used: call this before any other function
+    of this module that uses Zarr (a later call leaves the pool as it is).
+
+    Raises
+    ------
+    ValueError
+        For fewer than 1 thread.
+    """
+    import zarr
+
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise ValueError(f"threads: {threads!r} is not a whole number of at least 1")
+    zarr.config.set({"threading.max_workers": int(threads)})
 
 
 # Reading ----------------------------------------------------------------------

@@ -1,23 +1,36 @@
-"""Planning of the datasets stage while the Snakefile is parsed (standard library only).
+"""Planning of the datasets stage while the Snakefile is parsed (standard library, and the Zarr array's layout).
 
 A dataset is generated (``generator``) or external (``path``, a glob of
 existing images). Its images are split into shards of ``shard_size``: one
 Snakemake job and one folder per shard, then the dataset's index, stack and
 contact sheet.
+
+A generated dataset with ``storage: zarr`` is one Zarr array instead,
+``images.zarr`` (:mod:`pixelflow.io.zarrstore`): shard job ``k`` writes the
+array's shard file ``c/k/0/0[/0]`` and ``shard-k/manifest.tsv`` (``k`` as the
+array numbers its shards, without zeros in front), the index job writes
+``zarr.json`` once every shard is written. Zarr itself is loaded only to
+check a store that exists (:func:`check_zarr_stores`).
 """
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixelflow.errors import ConfigError
+from pixelflow.datasets.zarrarray import ZarrSpec, array_metadata
+from pixelflow.errors import ConfigError, ImageError
 from pixelflow.formats import DTYPE_BYTES, FORMATS
+from pixelflow.io import zarrstore
 from pixelflow.planning.config import glob_files, key_path
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.datasets.generators import GeneratedSpec
 
 FOLDER = "results/datasets"
+STORAGES = ("files", "zarr")
+MANIFEST_NAME = "manifest.tsv"  # pixelflow.io.manifest.MANIFEST_NAME (that module loads OpenCV)
+ZARR_NAME = "images.zarr"
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class DatasetPlan:
         Images per shard; the last shard may hold fewer.
     files : tuple of str
         An external dataset's image files in index order; empty for a generated one.
+    storage : str
+        ``files`` (shard folders of image files) or ``zarr`` (one Zarr array).
     """
 
     name: str
@@ -43,11 +58,17 @@ class DatasetPlan:
     count: int
     shard_size: int
     files: tuple = ()
+    storage: str = "files"
 
     @property
     def shards(self) -> list[str]:
-        """Shard ids ``0000``, ``0001``, ..., one per ``shard_size`` images (none for an empty dataset)."""
-        return [f"{k:04d}" for k in range(math.ceil(self.count / self.shard_size))]
+        """Shard ids, one per ``shard_size`` images (none for an empty dataset).
+
+        ``0000``, ``0001``, ... for files; ``0``, ``1``, ... for zarr, as the
+        array's shard files are numbered (``c/0/0/0``).
+        """
+        width = 1 if self.storage == "zarr" else 4
+        return [f"{k:0{width}d}" for k in range(math.ceil(self.count / self.shard_size))]
 
     def bounds(self, shard: str) -> tuple[int, int]:
         """Image indexes ``(start, stop)`` of a shard.
@@ -80,28 +101,63 @@ def check_generated(name: str, spec: dict) -> None:
     Raises
     ------
     ConfigError
-        Naming the key: a ``dtype`` the format cannot hold, a 3-D ``shape``
-        with other than 3 or 4 channels, or a bmp with an alpha channel.
+        Naming the key: a 3-D ``shape`` with other than 3 or 4 channels; for
+        storage files a ``compression`` that is not a deflate level, a
+        ``dtype`` the format cannot hold, or a bmp with an alpha channel; for
+        storage zarr a ``format`` (zarr has none) or a ``compression`` other
+        than :data:`pixelflow.io.zarrstore.COMPRESSIONS`.
     """
     where = ["datasets", name]
-    dtypes = FORMATS[spec["format"]].dtypes
-    if spec["dtype"] not in dtypes:
-        raise ConfigError(
-            f"config key {key_path(where + ['dtype'])}: {spec['format']} cannot hold {spec['dtype']} pixels "
-            f"(use format tiff for float32; {spec['format']} takes {', '.join(dtypes)})"
-        )
     shape = spec["shape"]
     if len(shape) == 3 and shape[2] not in (3, 4):
         raise ConfigError(
             f"config key {key_path(where + ['shape', 2])}: {shape[2]} channels; use 3 (RGB) or 4 (RGBA), "
             "or [height, width] for grey"
         )
+    if spec.get("storage") == "zarr":
+        check_zarr(name, spec)
+        return
+    compression = spec["compression"]
+    if isinstance(compression, bool) or not isinstance(compression, int):
+        raise ConfigError(
+            f"config key {key_path(where + ['compression'])}: {compression!r} is not a deflate level 0-9 for "
+            f"storage: files ({', '.join(zarrstore.COMPRESSIONS)} are for storage: zarr)"
+        )
+    dtypes = FORMATS[spec["format"]].dtypes
+    if spec["dtype"] not in dtypes:
+        raise ConfigError(
+            f"config key {key_path(where + ['dtype'])}: {spec['format']} cannot hold {spec['dtype']} pixels "
+            f"(use format tiff for float32; {spec['format']} takes {', '.join(dtypes)})"
+        )
     if spec["format"] == "bmp" and len(shape) == 3 and shape[2] == 4:
         raise ConfigError(f"config key {key_path(where + ['format'])}: bmp cannot hold an alpha channel")
 
 
+def check_zarr(name: str, spec: dict) -> None:
+    """Check the keys of a generated dataset with ``storage: zarr``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``format`` (the images are chunks of one array, not files) or
+        ``compression`` (not one of :data:`pixelflow.io.zarrstore.COMPRESSIONS`).
+    """
+    where = ["datasets", name]
+    if "format" in spec:
+        raise ConfigError(
+            f"config key {key_path(where + ['format'])}: storage: zarr keeps the images in one array, not in "
+            f"{spec['format']} files; remove format (or use storage: files)"
+        )
+    compression = spec["compression"]
+    if not isinstance(compression, str) or compression not in zarrstore.COMPRESSIONS:
+        raise ConfigError(
+            f"config key {key_path(where + ['compression'])}: {compression!r} is not one of "
+            f"{', '.join(zarrstore.COMPRESSIONS)} for storage: zarr"
+        )
+
+
 def check_config(config: dict, workdir) -> None:
-    """Check the rules between the keys of each generated dataset (:func:`check_generated`).
+    """Check the rules between the keys of each dataset (:func:`check_generated`); zarr only for generated ones.
 
     An external dataset's glob is checked by :func:`plan_datasets`, which needs its files anyway;
     ``workdir`` is not read.
@@ -114,6 +170,82 @@ def check_config(config: dict, workdir) -> None:
     for name, spec in config["datasets"].items():
         if "path" not in spec:
             check_generated(name, spec)
+        elif spec.get("storage") == "zarr":
+            raise ConfigError(
+                f"config key {key_path(['datasets', name, 'storage'])}: zarr is not available for external "
+                "(path) datasets yet; they are read where they are, with storage: files"
+            )
+
+
+def check_zarr_stores(config: dict, workdir) -> None:
+    """Refuse a zarr dataset whose store holds another array than its config describes; the count may differ.
+
+    Another generation spec, shape, dtype, shard size, compression or format
+    version would mix two arrays in one store, so the store must be removed
+    first; the shard jobs check this too, but Snakemake removes a job's old
+    output before the job starts, so only a check before any job runs keeps
+    the store as it was. It loads Zarr (to build the metadata the jobs would
+    write), so the Snakefile calls it once per run, in the main process.
+
+    Parameters
+    ----------
+    config : dict
+        The checked config.
+    workdir : str or path
+        The folder holding ``results/``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``datasets.<name>``, the store's ``zarr.json`` and each difference.
+    """
+    for name in storage_names(config, "zarr"):
+        where = key_path(["datasets", name])
+        try:
+            stored = zarrstore.read_metadata(Path(workdir) / zarr_store(name))
+        except ImageError as error:
+            raise ConfigError(f"config key {where}: {error}; remove {zarr_store(name)} to write it anew") from None
+        if stored is None:
+            continue
+        requested = array_metadata(zarr_spec(config, name), config["datasets"][name]["count"])  # loads Zarr
+        words = zarrstore.metadata_differences(stored, requested, ignore_count=True)
+        if words:
+            raise ConfigError(
+                f"config key {where}: {zarr_store(name)} holds another array than the config describes "
+                f"(stored vs config): {'; '.join(words)}. Remove {zarr_store(name)} to write it anew"
+            )
+
+
+def is_zarr(config: dict, name: str) -> bool:
+    """Whether ``name`` is a dataset of ``datasets`` with ``storage: zarr``."""
+    spec = config["datasets"].get(name)
+    return spec is not None and spec.get("storage") == "zarr"
+
+
+def check_not_zarr(config: dict, name: str, where: list, reader: str) -> None:
+    """Refuse a zarr dataset where a stage cannot read it yet.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config.
+    name : str
+        The dataset the stage would read.
+    where : list
+        The keys naming it, for the message (:func:`pixelflow.planning.config.key_path`).
+    reader : str
+        The stage, as it reads in the message: ``stats does``, ``pipelines do``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, when ``name`` has ``storage: zarr``.
+    """
+    if is_zarr(config, name):
+        raise ConfigError(
+            f"config key {key_path(where)}: {name} uses storage: zarr, which {reader} not read yet "
+            "(use storage: files for it)"
+        )
 
 
 def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
@@ -142,8 +274,31 @@ def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
             files = tuple(glob_files(spec["path"], f"datasets.{name}.path", workdir))
             plans[name] = DatasetPlan(name, "external", len(files), shard_size, files)
         else:
-            plans[name] = DatasetPlan(name, "generated", spec["count"], shard_size)
+            plans[name] = DatasetPlan(
+                name, "generated", spec["count"], shard_size, storage=spec.get("storage", "files")
+            )
     return plans
+
+
+def storage_names(config: dict, storage: str, channels: bool | None = None) -> list[str]:
+    """The names of the datasets under ``datasets`` whose images are kept as ``storage`` (``files`` or ``zarr``).
+
+    ``channels`` keeps only zarr datasets of colour (True) or grey (False)
+    images, whose shard files lie one folder deeper.
+    """
+    names = []
+    for name, spec in config["datasets"].items():
+        if spec.get("storage", "files") != storage:
+            continue
+        if channels is not None and (len(spec.get("shape", ())) == 3) != channels:
+            continue
+        names.append(name)
+    return names
+
+
+def file_dataset_names(config: dict) -> list[str]:
+    """The names usable as a dataset whose images are files: ``files`` datasets and pipelines that save images."""
+    return [name for name in dataset_names(config) if not is_zarr(config, name)]
 
 
 def dataset_names(config: dict) -> list[str]:
@@ -177,10 +332,43 @@ def shard_dir(name: str, shard: str) -> str:
     return f"{FOLDER}/{name}/shard-{shard}"
 
 
+def shard_manifest(name: str, shard: str) -> str:
+    """The manifest of one shard."""
+    return f"{shard_dir(name, shard)}/{MANIFEST_NAME}"
+
+
+def zarr_store(name: str) -> str:
+    """The folder of a zarr dataset's array."""
+    return f"{FOLDER}/{name}/{ZARR_NAME}"
+
+
+def zarr_metadata_file(name: str) -> str:
+    """The array's metadata, ``zarr.json``: written by the dataset's index job."""
+    return f"{zarr_store(name)}/{zarrstore.METADATA_NAME}"
+
+
+def zarr_shard_file(config: dict, name: str, shard: str) -> str:
+    """The file of one shard of a zarr dataset's array (:func:`pixelflow.io.zarrstore.shard_file`)."""
+    image_shape = config["datasets"][name]["shape"]
+    return zarrstore.shard_file(zarr_store(name), shard=int(shard), image_shape=image_shape).as_posix()
+
+
+def zarr_shard_outputs(config: dict, dataset: DatasetPlan, shards=None) -> dict[str, list[str]]:
+    """The outputs of a zarr dataset's shard jobs (all, or the given ids): ``shards`` files and ``manifests``."""
+    ids = dataset.shards if shards is None else shards
+    return {
+        "shards": [zarr_shard_file(config, dataset.name, shard) for shard in ids],
+        "manifests": [shard_manifest(dataset.name, shard) for shard in ids],
+    }
+
+
 def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
     """Every final output of the datasets stage: shards, index, stack and contact sheet of each dataset.
 
-    The stack only when the dataset's ``stack`` is on, the contact sheet only when ``montage.count`` is above 0.
+    The stack only when the dataset's ``stack`` is on, the contact sheet only
+    when ``montage.count`` is above 0. A zarr dataset's shards are its
+    array's shard files and their manifests, and its ``zarr.json`` is an
+    output too.
 
     Parameters
     ----------
@@ -197,7 +385,11 @@ def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
     for name, spec in config["datasets"].items():
         # Shards are final outputs too: one that failed and was removed is redone
         # even though the stack built from its earlier content still exists.
-        files += [shard_dir(name, shard) for shard in datasets[name].shards]
+        if datasets[name].storage == "zarr":
+            shards = zarr_shard_outputs(config, datasets[name])
+            files += shards["shards"] + shards["manifests"] + [zarr_metadata_file(name)]
+        else:
+            files += [shard_dir(name, shard) for shard in datasets[name].shards]
         files.append(f"{FOLDER}/{name}/manifest.tsv")
         if spec["stack"]:
             files.append(f"{FOLDER}/{name}/stack.npy")
@@ -235,6 +427,47 @@ def generated_shard_spec(config: dict, name: str) -> "GeneratedSpec":
         "dtype": spec["dtype"],
         "format": spec["format"],
         "compression": spec["compression"],
+    }
+
+
+def zarr_spec(config: dict, name: str) -> ZarrSpec:
+    """Everything a zarr dataset's files depend on besides its count.
+
+    ``seed`` and ``shard_size`` default to the top-level ones.
+    """
+    spec = config["datasets"][name]
+    return {
+        "name": name,
+        "generator": spec["generator"],
+        "seed": spec.get("seed", config["seed"]),
+        "shape": list(spec["shape"]),
+        "dtype": spec["dtype"],
+        "compression": spec["compression"],
+        "shard_size": spec.get("shard_size", config["shard_size"]),
+    }
+
+
+def zarr_shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:
+    """Everything a zarr shard job's files depend on: ``start``, ``stop`` and ``spec`` (:func:`zarr_spec`).
+
+    Not the dataset's count: a shard job whose images stay the same is not
+    rerun when the count changes (the index job writes the new count).
+
+    Raises
+    ------
+    ConfigError
+        If the dataset has no such shard.
+    """
+    start, stop = dataset.bounds(shard)
+    return {"start": start, "stop": stop, "spec": zarr_spec(config, dataset.name)}
+
+
+def zarr_index_params(config: dict, dataset: DatasetPlan) -> dict:
+    """What a zarr dataset's index job writes from: ``spec``, ``count`` and the current ``shards`` folders' names."""
+    return {
+        "spec": zarr_spec(config, dataset.name),
+        "count": dataset.count,
+        "shards": [f"shard-{shard}" for shard in dataset.shards],
     }
 
 

@@ -19,7 +19,14 @@ from pixelflow.pipelines.metrics import check_metrics
 from pixelflow.pipelines.operations import PYTHON, check_step
 from pixelflow.pipelines.user_code import source_file
 from pixelflow.planning.config import check_name, key_path
-from pixelflow.planning.datasets import DatasetPlan, dataset_spec, image_bytes, runtime_minutes, shard_dir
+from pixelflow.planning.datasets import (
+    DatasetPlan,
+    check_not_zarr,
+    dataset_spec,
+    image_bytes,
+    runtime_minutes,
+    shard_dir,
+)
 
 if TYPE_CHECKING:  # the type of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.pipelines.run import PipelineSpec
@@ -47,6 +54,7 @@ def _check_sources(config: dict) -> None:
         elif source not in config["datasets"]:
             known = ", ".join(sorted([*config["datasets"], *pipelines])) or "none"
             raise ConfigError(f"config key {where}: {source!r} is neither a dataset nor a pipeline (defined: {known})")
+        check_not_zarr(config, source, ["pipelines", name, "dataset"], "pipelines do")
     for name in pipelines:
         trail = [name]
         while (source := pipelines[trail[-1]]["dataset"]) in pipelines:
@@ -73,7 +81,8 @@ def check_config(config: dict, workdir) -> None:
     ------
     ConfigError
         Naming the key: a pipeline named like a dataset, a dataset that does
-        not exist or saves no images, a cycle of pipelines, a step or metric
+        not exist, saves no images or has ``storage: zarr`` (not read by
+        pipelines yet), a cycle of pipelines, a step or metric
         the registries refuse (:func:`~pixelflow.pipelines.operations.check_step`,
         :func:`~pixelflow.pipelines.metrics.check_metrics`), or a user module
         with no file in ``workdir``.

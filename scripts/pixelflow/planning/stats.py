@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 from pixelflow.errors import ConfigError
 from pixelflow.planning.config import key_path
-from pixelflow.planning.datasets import dataset_names, generated_shard_spec, image_bytes, runtime_minutes, shard_dir
+from pixelflow.planning.datasets import (
+    check_not_zarr,
+    dataset_names,
+    generated_shard_spec,
+    image_bytes,
+    runtime_minutes,
+    shard_dir,
+)
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.stats.variance import FilterSettings
@@ -42,8 +49,9 @@ def check_config(config: dict, workdir=None) -> None:
     Raises
     ------
     ConfigError
-        Naming the key: a dataset not defined under ``datasets``, or a σ that
-        repeats an earlier one (the same :func:`sigma_label`).
+        Naming the key: a dataset not defined under ``datasets``, a dataset
+        with ``storage: zarr`` (not read here yet), or a σ that repeats an
+        earlier one (the same :func:`sigma_label`).
     ValueError
         For a σ that is not a positive finite number.
     """
@@ -56,6 +64,7 @@ def check_config(config: dict, workdir=None) -> None:
                 f"config key {key_path(['stats', 'datasets', position])}: dataset {name!r} is not defined "
                 f"under datasets, nor a pipeline that saves images (defined: {known})"
             )
+        check_not_zarr(config, name, ["stats", "datasets", position], "stats does")
     seen = {}
     for position, sigma in enumerate(stats["sigmas"]):
         label = sigma_label(sigma)

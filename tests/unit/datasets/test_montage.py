@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from pixelflow.datasets.montage import contact_sheet, thumbnail, to_display, write_montage
+from pixelflow.datasets.montage import contact_sheet, thumbnail, to_display, write_montage, write_montage_of_images
 from pixelflow.io.images import read_image, write_image
 
 GAP = 2
@@ -119,3 +119,21 @@ def test_write_montage_writes_a_png_of_the_images(tmp_path, processes):
 def test_write_montage_rejects_a_bad_cell(tmp_path):
     with pytest.raises(ValueError, match="cell"):
         write_montage(tmp_path / "m.png", [], 0, 1)
+
+
+def test_a_montage_of_arrays_is_the_montage_of_the_same_images_in_files(tmp_path):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 65536, (12, 9, 3), dtype=np.uint16) for _ in range(5)]
+    images += [rng.random((7, 13), dtype=np.float32)]
+    paths = []
+    for n, image in enumerate(images):
+        paths.append(tmp_path / f"in_{n}.tif")
+        write_image(paths[-1], image)
+    from_files = write_montage(tmp_path / "files.png", paths, 16, 1)
+    from_arrays = write_montage_of_images(tmp_path / "arrays.png", iter(images), 16)
+    assert from_arrays == from_files
+    assert (tmp_path / "arrays.png").read_bytes() == (tmp_path / "files.png").read_bytes()
+    with pytest.raises(ValueError, match="cell"):
+        write_montage_of_images(tmp_path / "m.png", images, 0)
+    with pytest.raises(ValueError, match="at least one image"):
+        write_montage_of_images(tmp_path / "m.png", [], 8)

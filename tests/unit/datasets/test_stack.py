@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 from pixelflow.datasets.shards import write_generated_shard
-from pixelflow.datasets.stack import BLOCK_BYTES, WRITE_MODES, build_stack, stack_layout, stack_write_mode
+from pixelflow.datasets.stack import (
+    BLOCK_BYTES,
+    WRITE_MODES,
+    build_stack,
+    stack_layout,
+    stack_write_mode,
+    write_array_stack,
+)
 from pixelflow.io.images import ImageError, read_image, write_image
 from pixelflow.io.manifest import read_image_paths, read_manifests
 from pixelflow.runner import WorkerError
@@ -128,3 +135,28 @@ def test_progress_gives_the_total_then_counts_every_image_once(tmp_path, process
     assert sum(count for count, _ in calls) == 120
     build_stack(tmp_path / "plain.npy", shards, processes, block_bytes=block_bytes)
     assert (tmp_path / "counted.npy").read_bytes() == (tmp_path / "plain.npy").read_bytes()
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [((7, 5), "uint8"), ((3, 4, 3), "uint16"), ((6, 4), ">f4")])
+@pytest.mark.parametrize("batch_bytes", [1, 100, BLOCK_BYTES])
+def test_an_array_stack_is_exactly_what_numpy_saves(tmp_path, shape, dtype, batch_bytes):
+    images = np.random.default_rng(1).integers(0, 200, (11, *shape)).astype(dtype)
+    counted = []
+    returned = write_array_stack(
+        tmp_path / "stack.npy",
+        images,
+        batch_bytes=batch_bytes,
+        progress=lambda n, total=None: counted.append((n, total)),
+    )
+    native = images.astype(np.dtype(dtype).newbyteorder("="))
+    np.save(tmp_path / "saved.npy", native)
+    assert returned == images.shape
+    assert (tmp_path / "stack.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    assert counted[0] == (0, 11) and sum(n for n, _ in counted) == 11
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["saved.npy", "stack.npy"]
+
+
+def test_an_empty_array_cannot_be_stacked(tmp_path):
+    with pytest.raises(ValueError, match="no images"):
+        write_array_stack(tmp_path / "stack.npy", np.zeros((0, 4, 4), np.uint8))
+    assert not (tmp_path / "stack.npy").exists()

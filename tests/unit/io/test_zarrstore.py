@@ -17,7 +17,9 @@ from pixelflow.io.zarrstore import (
     COMPRESSIONS,
     array_metadata,
     changed_shards,
+    check_metadata,
     ensure_metadata,
+    finish,
     open_images,
     pixel_digest,
     read_image,
@@ -475,6 +477,103 @@ def test_resize_refuses_any_other_change(tmp_path):
     assert file_digests(store) == before
     assert resize(tmp_path / "empty.zarr", metadata_for(count=11)) == [0, 1, 2]
     assert files_of(tmp_path / "empty.zarr") == ["zarr.json"]
+
+
+# Shard jobs that cannot resize first: check, then finish after them all ---------
+
+
+def test_check_metadata_reads_and_compares_but_writes_nothing(tmp_path):
+    store = tmp_path / "images.zarr"
+    metadata = metadata_for(count=11)
+    assert check_metadata(store, metadata) is None and not store.exists()
+    ensure_metadata(store, metadata)
+    assert check_metadata(store, metadata) == metadata
+    longer = metadata_for(count=15)
+    with pytest.raises(ImageError, match=r"shape \(11, 9, 7\) vs \(15, 9, 7\)"):
+        check_metadata(store, longer)
+    assert check_metadata(store, longer, ignore_count=True) == metadata
+    with pytest.raises(ImageError, match="attributes differ: seed absent vs 2. Remove"):
+        check_metadata(store, metadata_for(count=15, attributes={**ATTRIBUTES, "seed": 2}), ignore_count=True)
+    assert read_metadata(store) == metadata and files_of(store) == ["zarr.json"]
+
+
+@pytest.mark.parametrize("new_count", [15, 19, 6, 8, 11])
+def test_shards_rewritten_in_place_then_finished_equal_a_store_written_anew(tmp_path, new_count):
+    """The workflow's way: only the changed shards are rewritten (each over its old file), then finish."""
+    images = make_images(19, (9, 7), "uint8", seed=4)
+    store, fresh = tmp_path / "grown.zarr", tmp_path / "fresh.zarr"
+    old = metadata_for(count=11)
+    write_store(store, old, images[:11])
+    kept = {name: os.stat(store / name).st_ino for name in files_of(store)}
+    new = metadata_for(count=new_count)
+    for shard in changed_shards(old, new):
+        # A shard job knows the array only as far as its own last image.
+        stop = min((shard + 1) * 4, new_count)
+        as_far = metadata_for(count=stop)
+        check_metadata(store, as_far, ignore_count=True)
+        write_shard(store, metadata=as_far, shard=shard, images=images[shard * 4 : stop])
+    removed = finish(store, new)
+    assert removed == list(range(shard_count(new), shard_count(old)))
+    write_store(fresh, new, images[:new_count])
+    assert file_digests(store) == file_digests(fresh)
+    for shard in range(shard_count(new)):
+        if shard not in changed_shards(old, new):  # the very same files
+            assert os.stat(store / f"c/{shard}/0/0").st_ino == kept[f"c/{shard}/0/0"]
+    assert same_values(open_images(store)[:], images[:new_count])
+
+
+def test_finish_removes_leftovers_past_the_end_and_refuses_another_array_or_a_missing_shard(tmp_path):
+    images = make_images(11, (9, 7), "uint8")
+    store = tmp_path / "images.zarr"
+    write_store(store, metadata_for(count=11), images)
+    leftover = store / "c" / "5" / "0" / f".0{PARTIAL_MARK}1234abcd"  # an interrupted write of a shard past the end
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half")
+    before = file_digests(store)
+    with pytest.raises(ImageError, match="attributes differ: seed absent vs 2"):
+        finish(store, metadata_for(count=11, attributes={**ATTRIBUTES, "seed": 2}))
+    with pytest.raises(ImageError, match=r"c/3/0/0: shard 3 of the array is missing"):
+        finish(store, metadata_for(count=15))
+    assert file_digests(store) == before
+    assert finish(store, metadata_for(count=5)) == [2, 5]
+    assert files_of(store) == ["c/0/0/0", "c/1/0/0", "zarr.json"]
+    assert read_metadata(store) == metadata_for(count=5)
+    empty = tmp_path / "empty.zarr"
+    with pytest.raises(ImageError, match="shard 0 of the array is missing"):
+        finish(empty, metadata_for(count=5))
+
+
+# Threads ----------------------------------------------------------------------
+
+
+def thread_count_job(limit, outcomes) -> None:
+    """Write a zstd shard of many images, with Zarr's threads limited to ``limit`` or not; report its pool threads."""
+    import threading
+
+    if limit is not None:
+        zarrstore.limit_threads(limit)
+    metadata = metadata_for(count=64, image_shape=(32, 32), shard_images=64, compression="zstd")
+    write_shard(outcomes.get(), metadata=metadata, shard=0, images=make_images(64, (32, 32), "uint8"))
+    pool = [thread.name for thread in threading.enumerate() if thread.name.startswith(("zarr_pool", "asyncio_"))]
+    outcomes.put(len(pool))
+
+
+@pytest.mark.parametrize("limit", [None, 1, 2])
+def test_limit_threads_caps_the_threads_zarr_encodes_with(tmp_path, limit):
+    outcomes = SPAWN.Queue()
+    outcomes.put(str(tmp_path / "images.zarr"))
+    job = SPAWN.Process(target=thread_count_job, args=(limit, outcomes))
+    job.start()
+    job.join(60)
+    assert job.exitcode == 0
+    threads = outcomes.get(timeout=5)
+    if limit is None:
+        assert threads > 2  # without a limit: asyncio's default pool, min(32, cores + 4) threads
+    else:
+        assert 1 <= threads <= limit
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads: "):
+            zarrstore.limit_threads(bad)
 
 
 # Reading and digests ----------------------------------------------------------

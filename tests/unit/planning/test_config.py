@@ -33,12 +33,38 @@ def test_validation_fills_every_default(schema):
         assert config[key] == top[key]["default"]
     montage = top["montage"]["properties"]
     assert config["montage"] == {key: montage[key]["default"] for key in montage}
-    generated = schema["$defs"]["generated"]["properties"]
-    defaulted = {key for key, value in generated.items() if "default" in value}
-    assert {"dtype", "format", "compression", "stack"} <= defaulted
-    for key in defaulted:
-        assert config["datasets"]["noise"][key] == generated[key]["default"]
+    generated = schema["$defs"]["generated"]
+    defaults = {key: value["default"] for key, value in generated["properties"].items() if "default" in value}
+    # Defaults that depend on the storage: the else branch's for files (the default storage).
+    storage_defaults = {key: value["default"] for key, value in generated["else"]["properties"].items()}
+    assert {"dtype", "storage"} <= set(defaults) and {"format", "compression", "stack"} <= set(storage_defaults)
+    assert defaults["storage"] == "files"
+    assert config["datasets"]["noise"] == {**minimal_config()["datasets"]["noise"], **defaults, **storage_defaults}
     assert "seed" not in config["datasets"]["noise"]  # falls back to the top-level seed at use
+
+
+def test_zarr_storage_fills_its_own_defaults(schema):
+    config = validated(
+        schema, minimal_config(noise={"generator": "uniform", "count": 5, "shape": [4, 6], "storage": "zarr"})
+    )
+    generated = schema["$defs"]["generated"]
+    assert generated["if"]["properties"]["storage"] == {"const": "zarr"}
+    zarr_defaults = {key: value["default"] for key, value in generated["then"]["properties"].items()}
+    assert zarr_defaults == {"compression": "none", "stack": False}
+    noise = config["datasets"]["noise"]
+    assert {key: noise[key] for key in zarr_defaults} == zarr_defaults
+    assert "format" not in noise  # a zarr array has no file format
+
+
+def test_the_schema_names_the_storages_and_compressions_the_code_knows(schema):
+    from pixelflow.io.zarrstore import COMPRESSIONS
+    from pixelflow.planning.datasets import STORAGES
+
+    generated = schema["$defs"]["generated"]
+    assert tuple(generated["properties"]["storage"]["enum"]) == STORAGES
+    assert tuple(schema["$defs"]["external"]["properties"]["storage"]["enum"]) == STORAGES
+    assert generated["then"]["properties"]["compression"]["default"] in COMPRESSIONS
+    assert all(name in generated["properties"]["compression"]["description"] for name in COMPRESSIONS)
 
 
 def test_validation_keeps_given_values_and_fills_the_rest(schema):
@@ -83,6 +109,8 @@ def with_dataset_key(key, value):
         (with_dataset_key("generator", "perlin"), "datasets.noise.generator"),
         (with_dataset_key("dtype", "int8"), "datasets.noise.dtype"),
         (with_dataset_key("compression", 10), "datasets.noise.compression"),
+        (with_dataset_key("compression", [1]), "datasets.noise.compression"),
+        (with_dataset_key("storage", "s3"), "datasets.noise.storage"),
         (with_dataset_key("colour", "blue"), "datasets.noise"),
         ({**minimal_config(), "seed": "abc"}, "seed"),
         ({**minimal_config(), "seed": -1}, "seed"),

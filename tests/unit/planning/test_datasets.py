@@ -1,17 +1,26 @@
-"""Dataset shard plans: covering shards, rules beyond the schema, external globs, the cores per shard job."""
+"""Dataset shard plans: covering shards, rules beyond the schema, external globs, cores per shard job, zarr."""
 
 import math
 from pathlib import Path
 
 import pytest
 from pixelflow.errors import ConfigError
+from pixelflow.io import zarrstore
 from pixelflow.planning.config import glob_files
 from pixelflow.planning.datasets import (
     DatasetPlan,
     check_config,
+    check_zarr_stores,
+    file_dataset_names,
     generated_shard_spec,
+    outputs,
     plan_datasets,
     shard_job_threads,
+    storage_names,
+    zarr_index_params,
+    zarr_shard_outputs,
+    zarr_shard_params,
+    zarr_spec,
 )
 
 from .test_config import validated
@@ -141,3 +150,176 @@ def test_generated_shard_spec_takes_the_dataset_seed_over_the_top_level_seed(sch
 )
 def test_shard_jobs_share_the_cores_among_the_shards(max_threads, cores, shards, expected):
     assert shard_job_threads(max_threads, cores, shards) == expected
+
+
+# storage: zarr -------------------------------------------------------------------
+
+
+def zarr_dataset(count=300, **extra):
+    return {"generator": "uniform", "count": count, "shape": [16, 16], "storage": "zarr", **extra}
+
+
+@pytest.mark.parametrize(
+    ("spec", "where", "words"),
+    [
+        (zarr_dataset(compression="lz4"), "datasets.noise.compression", "'lz4' is not one of none, zstd, blosc for"),
+        (zarr_dataset(compression=3), "datasets.noise.compression", "3 is not one of none, zstd, blosc for storage"),
+        (zarr_dataset(format="png"), "datasets.noise.format", "storage: zarr keeps the images in one array"),
+        (zarr_dataset(format="tif"), "datasets.noise.format", "not in tiff files"),
+        (zarr_dataset(shape=[4, 4, 2]), "datasets.noise.shape.2", "2 channels"),
+        (generated(3, compression="zstd"), "datasets.noise.compression", "'zstd' is not a deflate level 0-9"),
+    ],
+)
+def test_storage_rules_raise_naming_the_key(schema, tmp_path, spec, where, words):
+    config = validated(schema, {"datasets": {"noise": spec}})
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, tmp_path)
+    assert f"config key {where}: " in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_zarr_is_refused_for_external_datasets_naming_the_key(schema, tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    config = validated(schema, {"datasets": {"photos": {"path": "*.png", "storage": "zarr"}}})
+    with pytest.raises(ConfigError, match=r"^config key datasets\.photos\.storage: zarr is not available for external"):
+        check_config(config, tmp_path)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd", "blosc"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_every_zarr_compression_and_dtype_plans(schema, tmp_path, compression, dtype):
+    config = validated(schema, {"datasets": {"noise": zarr_dataset(compression=compression, dtype=dtype)}})
+    check_config(config, tmp_path)
+    assert plan_datasets(config, tmp_path)["noise"].storage == "zarr"
+
+
+def test_the_storage_chooses_the_defaults(schema):
+    config = validated(schema, {"datasets": {"z": zarr_dataset(), "f": generated(3), "zs": zarr_dataset(stack=True)}})
+    assert {key: config["datasets"]["z"][key] for key in ("compression", "stack")} == {
+        "compression": "none",
+        "stack": False,
+    }
+    assert "format" not in config["datasets"]["z"]
+    assert config["datasets"]["zs"]["stack"] is True
+    files = config["datasets"]["f"]
+    assert (files["storage"], files["format"], files["compression"], files["stack"]) == ("files", "png", 0, True)
+
+
+def test_zarr_shards_are_numbered_as_the_arrays_shard_files(schema, tmp_path):
+    config = validated(
+        schema,
+        {"shard_size": 100, "datasets": {"grey": zarr_dataset(), "rgb": zarr_dataset(count=5, shape=[8, 8, 3])}},
+    )
+    plans = plan_datasets(config, tmp_path)
+    grey = plans["grey"]
+    assert grey.shards == ["0", "1", "2"]
+    outputs = zarr_shard_outputs(config, grey)
+    assert outputs["shards"] == [
+        zarrstore.shard_file("results/datasets/grey/images.zarr", shard=k, image_shape=(16, 16)).as_posix()
+        for k in range(3)
+    ]
+    assert outputs["shards"][2] == "results/datasets/grey/images.zarr/c/2/0/0"
+    assert outputs["manifests"] == [f"results/datasets/grey/shard-{k}/manifest.tsv" for k in range(3)]
+    assert zarr_shard_outputs(config, plans["rgb"])["shards"] == ["results/datasets/rgb/images.zarr/c/0/0/0/0"]
+    assert storage_names(config, "zarr") == ["grey", "rgb"]
+    assert storage_names(config, "zarr", channels=False) == ["grey"]
+    assert storage_names(config, "zarr", channels=True) == ["rgb"]
+    assert storage_names(config, "files") == []
+
+
+def test_zarr_shard_params_leave_the_count_out(schema, tmp_path):
+    def params(count):
+        config = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(count, seed=4)}})
+        plan = plan_datasets(config, tmp_path)["noise"]
+        return config, plan, {shard: zarr_shard_params(config, plan, shard) for shard in plan.shards}
+
+    config, plan, at_300 = params(300)
+    _, _, at_350 = params(350)
+    assert at_300["2"] == {"start": 200, "stop": 300, "spec": zarr_spec(config, "noise")}
+    assert zarr_spec(config, "noise") == {
+        "name": "noise",
+        "generator": "uniform",
+        "seed": 4,
+        "shape": [16, 16],
+        "dtype": "uint8",
+        "compression": "none",
+        "shard_size": 100,
+    }
+    assert {shard for shard in at_350 if at_350[shard] != at_300.get(shard)} == {"3"}  # full shards: same params
+    index = zarr_index_params(config, plan)
+    assert index == {"spec": zarr_spec(config, "noise"), "count": 300, "shards": ["shard-0", "shard-1", "shard-2"]}
+
+
+def test_zarr_outputs_are_the_shard_files_manifests_metadata_index_and_montage(schema, tmp_path):
+    for stack in (False, True):
+        config = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(250, stack=stack)}})
+        files = outputs(config, plan_datasets(config, tmp_path))
+        folder = "results/datasets/noise"
+        expected = [f"{folder}/images.zarr/c/{k}/0/0" for k in range(3)]
+        expected += [f"{folder}/shard-{k}/manifest.tsv" for k in range(3)]
+        expected += [f"{folder}/images.zarr/zarr.json", f"{folder}/manifest.tsv"]
+        expected += [f"{folder}/stack.npy"] if stack else []
+        assert files == [*expected, f"{folder}/montage.png"]
+
+
+def test_a_store_of_another_config_is_refused_before_any_job_naming_what_differs(schema, tmp_path):
+    from pixelflow.datasets.zarrarray import array_metadata
+
+    config = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(300)}})
+    check_zarr_stores(config, tmp_path)  # no store yet
+    store = tmp_path / "results/datasets/noise/images.zarr"
+    zarrstore.ensure_metadata(store, array_metadata(zarr_spec(config, "noise"), 300))
+    check_zarr_stores(config, tmp_path)
+    grown = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(350)}})
+    check_zarr_stores(grown, tmp_path)  # another count is no other array
+    for changes, words in [
+        ({"seed": 8}, "attributes differ: spec.seed 0 vs 8"),
+        ({"compression": "zstd"}, "compression none vs zstd"),
+        ({"dtype": "uint16"}, "dtype uint8 vs uint16"),
+        ({"shard_size": 50}, "images per shard 100 vs 50"),
+    ]:
+        other = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(300, **changes)}})
+        with pytest.raises(ConfigError) as caught:
+            check_zarr_stores(other, tmp_path)
+        message = str(caught.value)
+        assert message.startswith("config key datasets.noise: results/datasets/noise/images.zarr holds another array")
+        assert words in message and "Remove results/datasets/noise/images.zarr" in message
+    (store / "zarr.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"config key datasets\.noise: .*zarr\.json: cannot read"):
+        check_zarr_stores(config, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("section", "where", "words"),
+    [
+        ({"stats": {"datasets": ["other", "noise"]}}, "stats.datasets.1", "which stats does not read yet"),
+        ({"pipelines": {"smooth": {"dataset": "noise", "steps": []}}}, "pipelines.smooth.dataset", "pipelines do"),
+        ({"libraries": {"tiles": {"dataset": "noise"}}}, "libraries.tiles.dataset", "libraries do not read"),
+    ],
+)
+def test_stages_that_cannot_read_a_zarr_dataset_refuse_it_naming_the_key(schema, tmp_path, section, where, words):
+    from pixelflow.planning import mosaics, pipelines, stats
+
+    config = validated(schema, {"datasets": {"noise": zarr_dataset(10), "other": generated(3)}, **section})
+    with pytest.raises(ConfigError) as caught:
+        for check in (check_config, pipelines.check_config, mosaics.check_config, stats.check_config):
+            check(config, tmp_path)
+    assert str(caught.value).startswith(f"config key {where}: noise uses storage: zarr, which ")
+    assert words in str(caught.value)
+
+
+def test_the_rules_of_files_and_zarr_datasets_take_disjoint_names(schema, tmp_path):
+    config = validated(
+        schema,
+        {
+            "datasets": {"f": generated(3), "z": zarr_dataset(3), "zc": zarr_dataset(3, shape=[4, 4, 3])},
+            "pipelines": {"p": {"dataset": "f", "steps": []}, "q": {"dataset": "f", "steps": [], "save": "none"}},
+        },
+    )
+    assert storage_names(config, "files") == ["f"]  # the files shard rule: pipelines have their own
+    assert file_dataset_names(config) == ["f", "p"]  # index, stack and montage of files: pipelines' too
+    assert storage_names(config, "zarr") == ["z", "zc"]
+    assert (storage_names(config, "zarr", channels=False), storage_names(config, "zarr", channels=True)) == (
+        ["z"],
+        ["zc"],
+    )
