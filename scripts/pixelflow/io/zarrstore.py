@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelflow.atomic import atomic_file, partial_name, write_bytes
+from pixelflow.atomic import atomic_file, write_bytes
 from pixelflow.errors import ImageError
 
 METADATA_NAME = "zarr.json"
@@ -306,11 +306,11 @@ def _mismatch(path: Path, words: list[str], store) -> ImageError:
 
 
 def ensure_metadata(store, metadata: dict) -> None:
-    """Write the array's ``zarr.json`` in ``store``, or check that the one there is the same.
+    """Write the array's ``zarr.json`` in ``store`` (atomically), or check that the one there is the same.
 
-    Safe from every shard job at once: the file is written under a temporary
-    name and linked into place only where there is none, so two writers never
-    mix; identical metadata already there is left as it is.
+    For a single writer; shard jobs running side by side check instead
+    (:func:`check_metadata`) and one step writes the final metadata after
+    them (:func:`finish`).
 
     Parameters
     ----------
@@ -326,28 +326,8 @@ def ensure_metadata(store, metadata: dict) -> None:
         (2000, 64, 64)``, ``attributes differ: seed 1 vs 2``), when the store
         holds other metadata; nothing is changed then.
     """
-    _layout(metadata)
-    path = Path(store) / METADATA_NAME
-    stored = read_metadata(store)
-    if stored is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Other jobs' temporaries may be in flight here: none is removed (one left by a killed job is hidden).
-        temporary = partial_name(path)
-        try:
-            temporary.write_bytes(_metadata_bytes(metadata))
-            try:
-                os.link(temporary, path)  # fails where another writer was first: then compare with theirs
-                return
-            except FileExistsError:
-                stored = read_metadata(store)
-            except OSError:  # a file system without hard links: replace, as atomic writes do
-                os.replace(temporary, path)
-                return
-        finally:
-            temporary.unlink(missing_ok=True)
-    words = metadata_differences(stored, metadata)
-    if words:
-        raise _mismatch(path, words, store)
+    if check_metadata(store, metadata) is None:
+        write_bytes(Path(store) / METADATA_NAME, _metadata_bytes(metadata))
 
 
 def check_metadata(store, metadata: dict, *, ignore_count: bool = False) -> dict | None:
@@ -470,48 +450,10 @@ def changed_shards(old: dict | None, new: dict) -> list[int]:
     ]
 
 
-def resize(store, metadata: dict) -> list[int]:
-    """Give the array in ``store`` another count; remove the shard files that change; return them and the new ones.
-
-    The stored metadata must differ from ``metadata`` in the count alone. The
-    files of shards that change (:func:`changed_shards`) and of shards past
-    the new end are removed first, then ``metadata`` replaces ``zarr.json``:
-    an interrupted resize leaves missing shard files, never stale ones. An
-    empty store gets the metadata, and every shard is returned. It must run
-    before the shards are rewritten, by one writer: shard jobs running side
-    by side cannot call it (one would remove another's new file); they use
-    :func:`check_metadata` and :func:`finish` instead.
-
-    Returns
-    -------
-    list of int
-        The shard numbers to write with :func:`write_shard`, in increasing order.
-
-    Raises
-    ------
-    ImageError
-        As :func:`ensure_metadata`, when anything but the count differs.
-    """
-    stored = read_metadata(store)
-    if stored is None:
-        ensure_metadata(store, metadata)
-        return changed_shards(None, metadata)
-    words = metadata_differences(stored, metadata, ignore_count=True)
-    if words:
-        raise _mismatch(Path(store) / METADATA_NAME, words, store)
-    image_shape = _layout(metadata)[1]
-    changed = changed_shards(stored, metadata)
-    for shard in [*changed, *range(shard_count(metadata), shard_count(stored))]:
-        _remove_shard_file(shard_file(store, shard=shard, image_shape=image_shape), Path(store))
-    write_bytes(Path(store) / METADATA_NAME, _metadata_bytes(metadata))
-    return changed
-
-
 def finish(store, metadata: dict) -> list[int]:
     """Write the array's final ``zarr.json`` once every shard file is written; remove shard files past its end.
 
-    The counterpart of :func:`resize` for writers that cannot resize first:
-    workflow shard jobs run side by side, each rewriting only its own shard
+    Workflow shard jobs run side by side, each rewriting only its own shard
     file, so none of them may remove or re-count the others'. They check the
     stored metadata but for the count (:func:`check_metadata`); once they are
     all done, one step calls this. Shard files (and leftovers of interrupted

@@ -419,14 +419,18 @@ def shard_job_threads(max_threads: int, cores: int | None, shards: int) -> int:
 def generated_shard_spec(config: dict, name: str) -> "GeneratedSpec":
     """Everything a generated image's bytes depend on, apart from its index; ``seed`` defaults to the top-level one."""
     spec = config["datasets"][name]
+    return {**_image_spec(config, name), "format": spec["format"], "compression": spec["compression"]}
+
+
+def _image_spec(config: dict, name: str) -> dict:
+    """What a generated dataset's pixels depend on, apart from the index: name, generator, seed, shape, dtype."""
+    spec = config["datasets"][name]
     return {
         "name": name,
         "generator": spec["generator"],
         "seed": spec.get("seed", config["seed"]),
         "shape": list(spec["shape"]),
         "dtype": spec["dtype"],
-        "format": spec["format"],
-        "compression": spec["compression"],
     }
 
 
@@ -436,15 +440,8 @@ def zarr_spec(config: dict, name: str) -> ZarrSpec:
     ``seed`` and ``shard_size`` default to the top-level ones.
     """
     spec = config["datasets"][name]
-    return {
-        "name": name,
-        "generator": spec["generator"],
-        "seed": spec.get("seed", config["seed"]),
-        "shape": list(spec["shape"]),
-        "dtype": spec["dtype"],
-        "compression": spec["compression"],
-        "shard_size": spec.get("shard_size", config["shard_size"]),
-    }
+    shard_size = spec.get("shard_size", config["shard_size"])
+    return {**_image_spec(config, name), "compression": spec["compression"], "shard_size": shard_size}
 
 
 def zarr_shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:

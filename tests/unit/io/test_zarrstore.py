@@ -24,7 +24,6 @@ from pixelflow.io.zarrstore import (
     pixel_digest,
     read_image,
     read_metadata,
-    resize,
     shard_count,
     shard_file,
     store_form,
@@ -108,18 +107,6 @@ def shard_job(store, metadata, images, shard) -> None:
     """One shard job in its own process: ensure the metadata, write one shard."""
     ensure_metadata(store, metadata)
     write_shard(store, metadata=metadata, shard=shard, images=shard_images_of(images, metadata, shard))
-
-
-def ensuring_job(stores, metadata, barrier, outcomes) -> None:
-    """Ensure ``metadata`` in each store as the other jobs do; put (store, seed, outcome) in ``outcomes``."""
-    for store in stores:
-        barrier.wait()
-        try:
-            ensure_metadata(store, metadata)
-            outcome = "ok"
-        except ImageError as error:
-            outcome = str(error)
-        outcomes.put((store, metadata["attributes"]["seed"], outcome))
 
 
 def stalled_shard_job(store, metadata, images, shard, started) -> None:
@@ -259,28 +246,6 @@ def test_files_do_not_depend_on_how_many_processes_write_them(tmp_path):
             pool.starmap(shard_job, [(tmp_path / f"{number}.zarr", metadata, images, shard) for shard in order], 1)
     for number in range(len(orders)):
         assert file_digests(tmp_path / f"{number}.zarr") == file_digests(serial)
-
-
-def test_shard_jobs_racing_with_other_metadata_never_mix(tmp_path):
-    first, second = metadata_for(attributes={"seed": 1}), metadata_for(attributes={"seed": 2})
-    stores = [tmp_path / f"{number}.zarr" for number in range(40)]
-    wanted = [first, second, first, second]
-    barrier, outcomes = SPAWN.Barrier(len(wanted)), SPAWN.Queue()
-    jobs = [SPAWN.Process(target=ensuring_job, args=(stores, metadata, barrier, outcomes)) for metadata in wanted]
-    for job in jobs:
-        job.start()
-    results = [outcomes.get(timeout=60) for _ in range(len(stores) * len(wanted))]
-    for job in jobs:
-        job.join()
-    assert [job.exitcode for job in jobs] == [0] * len(jobs)
-    for store in stores:
-        stored = read_metadata(store)
-        assert stored in (first, second)
-        seed = stored["attributes"]["seed"]
-        for path, asked, outcome in results:  # the jobs asking for what is stored went on, the others stopped
-            if path == store:
-                assert outcome == "ok" if asked == seed else f"seed {seed} vs {asked}" in outcome
-        assert files_of(store) == ["zarr.json"]  # the losers' temporaries are gone
 
 
 # At most two files, nothing half-written --------------------------------------
@@ -448,38 +413,7 @@ def test_changed_shards_are_the_last_partial_one_and_the_new_ones():
     assert changed_shards(old, metadata_for(count=15, compression="none")) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("new_count", [15, 19, 6, 8, 11])
-def test_a_resized_store_equals_one_written_anew(tmp_path, new_count):
-    images = make_images(19, (9, 7), "uint8", seed=4)
-    store, fresh = tmp_path / "resized.zarr", tmp_path / "fresh.zarr"
-    write_store(store, metadata_for(count=11), images[:11])
-    kept = {name: (digest, os.stat(store / name).st_ino) for name, digest in file_digests(store).items()}
-    new = metadata_for(count=new_count)
-    rewrite = resize(store, new)
-    assert rewrite == changed_shards(metadata_for(count=11), new)
-    for shard in rewrite:
-        write_shard(store, metadata=new, shard=shard, images=shard_images_of(images[:new_count], new, shard))
-    write_store(fresh, new, images[:new_count])
-    assert file_digests(store) == file_digests(fresh)
-    untouched = [shard for shard in range(shard_count(new)) if shard not in rewrite]
-    for shard in untouched:  # the very same files, not rewritten
-        name = f"c/{shard}/0/0"
-        assert (file_digests(store)[name], os.stat(store / name).st_ino) == kept[name]
-    assert same_values(open_images(store)[:], images[:new_count])
-
-
-def test_resize_refuses_any_other_change(tmp_path):
-    store = tmp_path / "images.zarr"
-    write_store(store, metadata_for(count=11), make_images(11, (9, 7), "uint8"))
-    before = file_digests(store)
-    with pytest.raises(ImageError, match="attributes differ: seed absent vs 2"):
-        resize(store, metadata_for(count=15, attributes={**ATTRIBUTES, "seed": 2}))
-    assert file_digests(store) == before
-    assert resize(tmp_path / "empty.zarr", metadata_for(count=11)) == [0, 1, 2]
-    assert files_of(tmp_path / "empty.zarr") == ["zarr.json"]
-
-
-# Shard jobs that cannot resize first: check, then finish after them all ---------
+# Shard jobs side by side: check, then finish after them all -------------------
 
 
 def test_check_metadata_reads_and_compares_but_writes_nothing(tmp_path):
