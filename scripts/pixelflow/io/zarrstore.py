@@ -6,11 +6,10 @@ sharding codec groups ``shard_images`` consecutive images in one file: shard
 k, the file ``c/k/0/0[/0]``, holds images ``k * shard_images`` to
 ``(k + 1) * shard_images - 1`` (the last shard may hold fewer; N need not be a
 multiple). A workflow shard job writes exactly one shard file, in parallel
-with the other jobs, and may ensure the metadata ``zarr.json``: at most two
-files a job. Where the shard jobs cannot all agree on the count (a job that
-rewrites one shard does not know the others'), they check the stored metadata
-but for the count (:func:`check_metadata`), and one step after them all
-writes the final ``zarr.json`` (:func:`finish`).
+with the other jobs. As a job that rewrites one shard does not know the
+others' count, the shard jobs only check the stored metadata but for the
+count (:func:`check_metadata`), and one step after them all writes the final
+``zarr.json`` (:func:`finish`); a single writer may use :func:`ensure_metadata`.
 
 Every file is deterministic: the metadata is canonical JSON of what Zarr
 itself would write, and a shard file holds the images' chunks encoded by
@@ -114,8 +113,8 @@ def array_metadata(*, count: int, image_shape, dtype, shard_images: int, compres
     Returns
     -------
     dict
-        The metadata document; pass it to :func:`ensure_metadata` and
-        :func:`write_shard`.
+        The metadata document, for :func:`write_shard`, :func:`check_metadata`
+        and :func:`finish`.
 
     Raises
     ------
@@ -584,8 +583,8 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     place once complete; the shard's folders are created. If ``images``
     raises, or has another number of images or an image of another form, the
     temporary file and the folders made for it are removed and an existing
-    shard file is left as it was. Only the shard file is written: call
-    :func:`ensure_metadata` for ``zarr.json``.
+    shard file is left as it was. Only the shard file is written, not
+    ``zarr.json`` (:func:`finish`).
 
     The file is the one Zarr's sharding codec writes for the whole shard at
     once: each image's chunk, encoded by the inner codecs, in index order,
