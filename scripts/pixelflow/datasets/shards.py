@@ -48,12 +48,17 @@ def write_new_file(name: str, data: bytes, folder_fd: int) -> None:
     ------
     FileExistsError
         If the file exists already.
+    OSError
+        Naming the file, when the file system refuses the write (a full disk).
     """
     descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder_fd)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(descriptor, view) :]
+    except OSError as error:
+        error.filename = error.filename or name
+        raise
     finally:
         os.close(descriptor)
 

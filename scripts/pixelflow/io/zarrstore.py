@@ -616,6 +616,10 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     ImageError
         Naming the image or the shard, for an image of another shape or dtype
         or another number of images.
+    OSError
+        Naming the shard file, when the file system refuses a write (for
+        example ``[Errno 28] No space left on device``: the disk is full);
+        nothing of the shard is kept then, as for the errors above.
     """
     count, image_shape, dtype, shard_images = _layout(metadata)
     shards = math.ceil(count / shard_images)
@@ -642,22 +646,41 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     digests = []
     target = shard_file(store, shard=shard, image_shape=image_shape)
     try:
-        with atomic_file(target) as temporary, open(temporary, "wb") as handle:
+        # Unbuffered: a write the file system refuses fails once, where it happens (see _write_all).
+        with atomic_file(target) as temporary, open(temporary, "wb", buffering=0) as handle:
             offset = 0
             checked = _checked_images(images, shard, start, length, image_shape, dtype)
             for first, filled in _batches(checked, buffer):
                 chunk_array[:filled] = buffer[:filled]
                 for position in range(filled):
                     data = chunks.pop(f"c/{position}{chunk_tail}").to_bytes()
-                    handle.write(data)
+                    _write_all(handle, data, target)
                     index[first + position] = (offset, len(data))
                     offset += len(data)
                     digests.append(pixel_digest(buffer[position]))
-            handle.write(_encoded_index(metadata, index, configuration["index_codecs"]))
+            _write_all(handle, _encoded_index(metadata, index, configuration["index_codecs"]), target)
     except BaseException:
         _remove_empty_folders(target.parent, Path(store) / "c")  # c/ itself stays: other shard jobs write in it
         raise
     return digests
+
+
+def _write_all(handle, data: bytes, target: Path) -> None:
+    """Write all of ``data`` to the unbuffered file ``handle``, which will become ``target``.
+
+    A write the file system refuses (disk full, quota, file size limit) raises
+    its OSError once, with ``target`` as its file name: a buffered file would
+    raise it a second time when closed, pointing at the line that opened it.
+    A short write (the file system filling up mid-way) is continued, so that
+    the next write reports the cause.
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[handle.write(view) :]
+    except OSError as error:
+        error.filename = os.fspath(target)
+        raise
 
 
 def _encoded_index(metadata: dict, index: np.ndarray, codecs: list) -> bytes:

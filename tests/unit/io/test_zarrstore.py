@@ -1,9 +1,11 @@
 """Zarr storage of a dataset: values, byte-identical files however the shards are written, nothing half-written."""
 
+import errno
 import hashlib
 import json
 import multiprocessing
 import os
+import resource
 import signal
 from pathlib import Path
 
@@ -121,6 +123,25 @@ def stalled_shard_job(store, metadata, images, shard, started) -> None:
             yield image
 
     write_shard(store, metadata=metadata, shard=shard, images=stalling())
+
+
+def size_limited_shard_job(store, metadata, images, shard, limit) -> tuple | None:
+    """Write a shard in a process whose files may not grow past ``limit`` bytes (RLIMIT_FSIZE).
+
+    The kernel then refuses the write that would pass it, as a full disk
+    would (EFBIG instead of ENOSPC; Python ignores SIGXFSZ). Returns the
+    refusal: errno, message, whether another exception was being handled,
+    and the name of the function that raised it.
+    """
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    try:
+        write_shard(store, metadata=metadata, shard=shard, images=shard_images_of(images, metadata, shard))
+    except OSError as error:
+        frame = error.__traceback__
+        while frame.tb_next is not None:
+            frame = frame.tb_next
+        return error.errno, str(error), error.__context__ is not None, frame.tb_frame.f_code.co_name
+    return None
 
 
 # Values -----------------------------------------------------------------------
@@ -317,6 +338,24 @@ def test_a_killed_shard_job_leaves_only_a_hidden_temporary_removed_by_the_next_w
     assert [path.name.startswith(f".0{PARTIAL_MARK}") for path in target.parent.iterdir()] == [True]
     write_shard(store, metadata=metadata, shard=1, images=images[4:8])
     assert [path.name for path in target.parent.iterdir()] == ["0"]
+
+
+def test_a_write_the_file_system_refuses_fails_once_naming_the_shard_file_and_keeps_nothing(tmp_path):
+    images = make_images(11, (64, 64), "uint8")
+    metadata = metadata_for(image_shape=(64, 64), compression="none")  # a chunk is an image's 4096 bytes
+    store = tmp_path / "images.zarr"
+    ensure_metadata(store, metadata)
+    write_shard(store, metadata=metadata, shard=0, images=images[:4])
+    finished = file_digests(store)
+    target = shard_file(store, shard=1, image_shape=(64, 64))
+    with SPAWN.Pool(1) as pool:  # two chunks and part of a third fit: the file system refuses mid-shard
+        refusal = pool.apply(size_limited_shard_job, (store, metadata, images, 1, 2 * 4096 + 100))
+    message = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}: '{target}'"  # once, naming the shard file
+    assert refusal == (errno.EFBIG, message, False, "_write_all")
+    assert file_digests(store) == finished  # no shard file, no temporary, the earlier shard as it was
+    assert sorted(path.name for path in (store / "c").iterdir()) == ["0"]
+    write_shard(store, metadata=metadata, shard=1, images=images[4:8])  # with room, the same shard is written
+    assert same_values(open_images(store)[4:8], images[4:8])
 
 
 @pytest.mark.parametrize(
