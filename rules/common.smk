@@ -32,7 +32,7 @@ DATASETS = datasets_plan.plan_datasets(config, WORKDIR)
 DATASETS.update(pipelines_plan.plan_pipelines(config, DATASETS))
 # A zarr dataset's store holds this config's array or none (checked once per run: it loads Zarr).
 if workflow.is_main_process:
-    datasets_plan.check_zarr_stores(config, WORKDIR)
+    datasets_plan.check_zarr_stores(config, DATASETS, WORKDIR)
 
 # Which core modules each script imports, kept between runs (see planning/imports.py).
 IMPORTS_CACHE = imports.imports_cache_path()
@@ -64,7 +64,20 @@ def shard_dirs(name, shards=None):
 
 def zarr_shard_outputs(name, shards=None):
     """A zarr dataset's shard files and shard manifests (all, or the given ids), as ``shards`` and ``manifests``."""
-    return datasets_plan.zarr_shard_outputs(config, DATASETS[name], shards)
+    return datasets_plan.zarr_shard_outputs(DATASETS[name], shards)
+
+
+def dataset_inputs(name, key, shards=None):
+    """Inputs of a job reading shards of a dataset (all, or those numbered as ``shards``), for unpack().
+
+    ``key`` lists what the job reads the images through (shard folders, or a
+    zarr dataset's manifests); ``{key}_arrays`` holds a zarr dataset's shard
+    files and its zarr.json, which is needed to open the array but whose time
+    alone (a new count) does not rerun the job.
+    """
+    inputs = datasets_plan.read_inputs(DATASETS[name], shards)
+    arrays = inputs["arrays"] + [ancient(path) for path in inputs["metadata"]]
+    return {key: inputs["listing"], **({f"{key}_arrays": arrays} if arrays else {})}
 
 
 def provided_cores():

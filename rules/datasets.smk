@@ -126,13 +126,19 @@ rule dataset_montage:
 # storage: zarr -------------------------------------------------------------------
 # One Zarr array, results/datasets/{dataset}/images.zarr. Shard job k writes the
 # array's shard file c/k/0/0 (c/k/0/0/0 for colour images: the rule below) and
-# shard-k/manifest.tsv; the index job writes the array's zarr.json once they are
-# all done. The shard jobs' params leave out the count, so that a changed count
-# reruns only the shards whose images change.
+# shard-k/manifest.tsv, drawing generated images or decoding an external
+# dataset's files (its inputs); the index job writes the array's zarr.json once
+# they are all done. The shard jobs' params leave out the count, so that a
+# changed count reruns only the shards whose images change.
 
 
 rule dataset_zarr_shard:
     input:
+        unpack(
+            lambda wildcards: datasets_plan.shard_inputs(
+                dataset_plan(wildcards), wildcards.shard
+            )
+        ),
         code=core_modules("dataset_zarr_shard.py"),
     output:
         shard="results/datasets/{dataset}/images.zarr/c/{shard}/0/0",
@@ -142,9 +148,7 @@ rule dataset_zarr_shard:
     benchmark:
         "results/benchmarks/datasets/{dataset}/shard-{shard}.tsv"
     wildcard_constraints:
-        dataset=names_pattern(
-            datasets_plan.storage_names(config, "zarr", channels=False)
-        ),
+        dataset=names_pattern(datasets_plan.zarr_names(DATASETS, channels=False)),
         shard=r"\d+",
     conda:
         "../envs/pixelflow.yaml"
@@ -171,9 +175,7 @@ use rule dataset_zarr_shard as dataset_zarr_shard_colour with:
         shard="results/datasets/{dataset}/images.zarr/c/{shard}/0/0/0",
         manifest="results/datasets/{dataset}/shard-{shard}/manifest.tsv",
     wildcard_constraints:
-        dataset=names_pattern(
-            datasets_plan.storage_names(config, "zarr", channels=True)
-        ),
+        dataset=names_pattern(datasets_plan.zarr_names(DATASETS, channels=True)),
         shard=r"\d+",
 
 
@@ -191,7 +193,7 @@ rule dataset_zarr_index:
     benchmark:
         "results/benchmarks/datasets/{dataset}/index.tsv"
     wildcard_constraints:
-        dataset=names_pattern(datasets_plan.storage_names(config, "zarr")),
+        dataset=names_pattern(datasets_plan.zarr_names(DATASETS)),
     conda:
         "../envs/pixelflow.yaml"
     threads: 1
@@ -220,7 +222,7 @@ rule dataset_zarr_stack:
     benchmark:
         "results/benchmarks/datasets/{dataset}/stack.tsv"
     wildcard_constraints:
-        dataset=names_pattern(datasets_plan.storage_names(config, "zarr")),
+        dataset=names_pattern(datasets_plan.zarr_names(DATASETS)),
     conda:
         "../envs/pixelflow.yaml"
     threads: config["max_threads"]
@@ -257,7 +259,7 @@ rule dataset_zarr_montage:
     benchmark:
         "results/benchmarks/datasets/{dataset}/montage.tsv"
     wildcard_constraints:
-        dataset=names_pattern(datasets_plan.storage_names(config, "zarr")),
+        dataset=names_pattern(datasets_plan.zarr_names(DATASETS)),
     conda:
         "../envs/pixelflow.yaml"
     threads: 1

@@ -25,8 +25,14 @@ rule mosaic_sample:
 rule mosaic_library:
     input:
         unpack(
-            lambda wildcards: mosaics_plan.library_inputs(
-                config, DATASETS, wildcards.library, WORKDIR
+            lambda wildcards: (
+                dataset_inputs(dataset, "shards")
+                if (dataset := mosaics_plan.library_dataset(config, wildcards.library))
+                else {
+                    "images": mosaics_plan.library_files(
+                        config, wildcards.library, WORKDIR
+                    )
+                }
             )
         ),
         code=core_modules("mosaic_library.py"),

@@ -1,17 +1,21 @@
 # Rules of the pipelines stage; planning in scripts/pixelflow/planning/pipelines.py.
-# A pipeline's shards are shards of the dataset of its name (results/datasets/{pipeline}).
+# A pipeline's shards are shards of the dataset of its name (results/datasets/{pipeline});
+# pipeline shard k reads shard k of its dataset, whose images may be files or a zarr array.
 
 
 rule pipeline_shard:
     input:
         unpack(
-            lambda wildcards: {
-                "code": core_modules("pipeline_shard.py"),
-                **pipelines_plan.shard_inputs(
-                    config, wildcards.pipeline, wildcards.shard, WORKDIR
-                ),
-            }
+            lambda wildcards: dataset_inputs(
+                pipelines_plan.source(config, wildcards.pipeline),
+                "source",
+                [wildcards.shard],
+            )
         ),
+        user_code=lambda wildcards: pipelines_plan.user_files(
+            config, wildcards.pipeline, WORKDIR
+        ),
+        code=core_modules("pipeline_shard.py"),
     output:
         directory("results/datasets/{pipeline}/shard-{shard}"),
     log:
@@ -79,11 +83,14 @@ rule pipeline_summary:
 
 rule pipeline_contact:
     input:
-        sources=lambda wildcards: shard_dirs(
-            pipelines_plan.source(config, wildcards.pipeline),
-            DATASETS[wildcards.pipeline].shards_covering(
-                pipelines_plan.contact_count(config, wildcards.pipeline)
-            ),
+        unpack(
+            lambda wildcards: dataset_inputs(
+                pipelines_plan.source(config, wildcards.pipeline),
+                "sources",
+                DATASETS[wildcards.pipeline].shards_covering(
+                    pipelines_plan.contact_count(config, wildcards.pipeline)
+                ),
+            )
         ),
         results=lambda wildcards: shard_dirs(
             wildcards.pipeline,

@@ -4,12 +4,13 @@
 rule stats_shard:
     input:
         unpack(
-            lambda wildcards: stats_plan.shard_inputs(
-                dataset_plan(wildcards),
-                wildcards.shard,
-                core_modules("stats_shard.py"),
+            lambda wildcards: (
+                {}
+                if dataset_plan(wildcards).kind == "generated"
+                else dataset_inputs(wildcards.dataset, "shard", [wildcards.shard])
             )
         ),
+        code=core_modules("stats_shard.py"),
     output:
         table="results/stats/{dataset}/shards/shard-{shard}.tsv",
         filtered=[
@@ -20,6 +21,8 @@ rule stats_shard:
         "results/logs/stats/{dataset}/shard-{shard}.log",
     benchmark:
         "results/benchmarks/stats/{dataset}/shard-{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",  # as the dataset numbers its shards: 0001 for files, 1 for zarr
     conda:
         "../envs/pixelflow.yaml"
     threads: config["max_threads"]

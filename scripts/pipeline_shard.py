@@ -9,7 +9,8 @@ from pixelflow.progress import Progress
 def main(job):
     spec = job.params.spec
     with job_log(job.log[0], f"pipeline {job.output[0]}") as log:
-        sources = read_manifest(job.input.source)
+        (listing,) = job.input.source
+        sources = read_manifest(listing)
         progress = Progress(log, len(sources), "images")
         rows = write_pipeline_shard(job.output[0], sources, spec, job.threads, progress=progress.advance)
         progress.finish()

@@ -4,7 +4,7 @@ A generated dataset's images are drawn in memory from their own random streams
 (the arrays its shard job stores losslessly); an external dataset's are read.
 """
 
-from pixelflow.io.manifest import read_manifest
+from pixelflow.io.manifest import read_manifest, row_label
 from pixelflow.joblog import job_log
 from pixelflow.progress import Progress
 from pixelflow.stats.variance import write_generated_shard, write_shard
@@ -27,7 +27,8 @@ def main(job):
                 progress=progress.advance,
             )
         else:
-            images = [(row["index"], row["file"], row["path"]) for row in read_manifest(job.input.shard)]
+            (listing,) = job.input.shard
+            images = [(row["index"], row_label(row), row["path"]) for row in read_manifest(listing)]
             rows = write_shard(
                 job.output.table,
                 folders,

@@ -398,9 +398,11 @@ def test_scripts_import_the_modules_the_design_says(workflow_copy):
     assert importing_rules(workflow, "datasets.shards") == {"dataset_shard"}
     assert importing_rules(workflow, "datasets.zarrshards") == {"dataset_zarr_shard"}
     assert importing_rules(workflow, "datasets.zarrarray") == {"dataset_zarr_shard", "dataset_zarr_index"}
-    assert importing_rules(workflow, "io.manifest") == rules - {"dataset_zarr_montage"}
-    # Zarr is read and written by the zarr dataset's rules alone.
-    assert importing_rules(workflow, "io.zarrstore") == ZARR_RULES
+    assert importing_rules(workflow, "io.manifest") == rules
+    # Zarr is read and written by the zarr dataset's rules, and read by the shared reader of dataset
+    # images (the montage takes its sources from manifests); the index and stack of files do not use it.
+    assert importing_rules(workflow, "io.zarrstore") == ZARR_RULES | {"dataset_montage"}
+    assert importing_rules(workflow, "io.sources") == {"dataset_montage", "dataset_zarr_montage"}
 
 
 @pytest.mark.parametrize(
@@ -435,9 +437,11 @@ def test_core_module_edit_replans_exactly_the_rules_importing_it(workflow_copy, 
         assert sorted(plan) == [f"results/datasets/{name}/montage.png" for name in ("arr", "ext", "gen")]
     if module == "datasets.stack":
         assert sorted(plan) == [f"results/datasets/{name}/stack.npy" for name in ("arr", "ext", "gen")]
-    if module == "io.zarrstore":
-        assert {output.split("/")[2] for output in plan} == {"arr"}
-        assert set(plan.values()) == ZARR_RULES
+    if module == "io.zarrstore":  # the zarr dataset's jobs, and the montages (they read sources of any dataset)
+        assert {output for output in plan if output.split("/")[2] != "arr"} == {
+            f"results/datasets/{name}/montage.png" for name in ("ext", "gen")
+        }
+        assert set(plan.values()) == ZARR_RULES | {"dataset_montage"}
     if module == "datasets.generators":
         # External shards too: their script imports datasets, which imports generators.
         shards = {output for output, rule in every_job.items() if rule == "dataset_shard"}

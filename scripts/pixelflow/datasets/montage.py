@@ -5,7 +5,8 @@ import math
 import cv2
 import numpy as np
 
-from pixelflow.io.images import read_image, write_image
+from pixelflow.io.images import write_image
+from pixelflow.io.sources import read_source
 from pixelflow.runner import parallel_map
 
 
@@ -109,7 +110,7 @@ def contact_sheet(
 
 def _thumbnail_of(item) -> np.ndarray:
     path, cell = item
-    return thumbnail(to_display(read_image(path)), cell)
+    return thumbnail(to_display(read_source(path)), cell)
 
 
 def describe_item(item) -> str:

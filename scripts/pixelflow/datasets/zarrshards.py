@@ -1,9 +1,12 @@
-"""Shard jobs of a generated dataset with ``storage: zarr``: one shard file of the array and a manifest each.
+"""Shard jobs of a dataset with ``storage: zarr``: one shard file of the array and a manifest each.
 
-Each shard job draws its images exactly as a ``files`` shard job does (the
-same generators and random streams, so the pixels are the same), writes its
-one shard file of ``images.zarr`` and a manifest of its images, and checks
-that the store holds no other array; ``zarr.json`` is the index job's
+A generated dataset's shard job draws its images exactly as a ``files`` shard
+job does (the same generators and random streams, so the pixels are the
+same); an external dataset's decodes its files as every stage reads them
+(:func:`pixelflow.io.images.read_image`, as a viewer shows them) and checks
+that each has the array's shape and dtype. Either writes its one shard file
+of ``images.zarr`` and a manifest of its images, and checks that the store
+holds no other array; ``zarr.json`` is the index job's
 (:mod:`pixelflow.datasets.zarrarray`).
 
 A shard's bytes depend on its images, the shard size and the compression,
@@ -14,6 +17,7 @@ change are rewritten.
 """
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +25,12 @@ import numpy as np
 from pixelflow.datasets.generators import generate_from
 from pixelflow.datasets.seeding import ImageStreams
 from pixelflow.datasets.zarrarray import ZarrSpec, array_metadata
+from pixelflow.errors import ImageError
 from pixelflow.io import zarrstore
+from pixelflow.io.images import read_image
 from pixelflow.io.manifest import manifest_row, write_manifest
+
+DECODE_BATCH = 32  # files decoded ahead of the shard writer, at most
 
 
 def _shard_of(spec: ZarrSpec, start: int, stop: int) -> int:
@@ -89,9 +97,86 @@ def write_zarr_shard(
             if progress is not None:
                 progress(1)
 
-    digests = zarrstore.write_shard(store, metadata=metadata, shard=shard, images=images())
+    return _store_shard(store, manifest, spec, metadata, shard, start, images())
+
+
+def _store_shard(store, manifest, spec: ZarrSpec, metadata: dict, shard: int, start: int, images) -> list[tuple]:
+    """Write the images of shard ``shard`` (from index ``start``) into ``store``, then their manifest; its rows."""
+    digests = zarrstore.write_shard(store, metadata=metadata, shard=shard, images=images)
     file = os.path.relpath(Path(store).resolve(), Path(manifest).parent.resolve())
     form = np.empty(spec["shape"], spec["dtype"])  # manifest_row reads only the shape and dtype
-    rows = [manifest_row(index, file, form, digest) for index, digest in zip(range(start, stop), digests, strict=True)]
+    rows = [manifest_row(start + offset, file, form, digest) for offset, digest in enumerate(digests)]
     write_manifest(manifest, rows)
     return rows
+
+
+def _form_text(shape, dtype) -> str:
+    return f"{'x'.join(str(size) for size in shape)} {dtype}"
+
+
+def _decoded(files: list, threads: int):
+    """Each file decoded by :func:`pixelflow.io.images.read_image`, in order, by up to ``threads`` threads."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for begin in range(0, len(files), DECODE_BATCH):
+            yield from pool.map(read_image, files[begin : begin + DECODE_BATCH])
+
+
+def pack_zarr_shard(
+    store, manifest, spec: ZarrSpec, files, start: int, threads: int = 1, origin: str = "", progress=None
+) -> list[tuple]:
+    """Decode an external dataset's files ``start..`` into their shard file of ``store`` and write their manifest.
+
+    Parameters
+    ----------
+    store : str or path-like
+        The array's folder, ``images.zarr``.
+    manifest : str or path-like
+        The shard's manifest file (as :func:`write_zarr_shard` writes it).
+    spec : ZarrSpec
+        The dataset: its ``path``, the ``shape`` and ``dtype`` every image
+        must have, ``compression`` and ``shard_size``.
+    files : sequence of str or path-like
+        The shard's files, in index order.
+    start : int
+        The index of the first file, a multiple of ``shard_size``.
+    threads : int
+        Threads decoding the files, and Zarr's encoding threads.
+    origin : str
+        Where the dataset's shape and dtype come from, for the message (e.g.
+        its first file).
+    progress : callable, optional
+        Called with 1 as each image is handed to Zarr.
+
+    Returns
+    -------
+    list of tuple
+        The manifest rows, in index order.
+
+    Raises
+    ------
+    ImageError
+        Naming the first file that cannot be decoded or has another shape or
+        dtype than the array's, or the store holding another array; the
+        shard file and the manifest are not written then.
+    """
+    files = [os.fspath(path) for path in files]
+    stop = start + len(files)
+    shard = _shard_of(spec, start, stop)
+    zarrstore.limit_threads(threads)
+    metadata = array_metadata(spec, stop)
+    zarrstore.check_metadata(store, metadata, ignore_count=True)
+    shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
+
+    def images():
+        for index, (path, image) in enumerate(zip(files, _decoded(files, threads), strict=True), start=start):
+            if image.shape != shape or image.dtype != dtype:
+                raise ImageError(
+                    f"{path}: image {index} of datasets.{spec['name']} is {_form_text(image.shape, image.dtype)}, "
+                    f"not {_form_text(shape, dtype)}{f' as {origin}' if origin else ''}; storage: zarr packs images "
+                    "of one shape and dtype (use storage: files for mixed images)"
+                )
+            yield image
+            if progress is not None:
+                progress(1)
+
+    return _store_shard(store, manifest, spec, metadata, shard, start, images())

@@ -1,10 +1,13 @@
 """Shard manifests and the dataset index: one TSV row per image.
 
 Columns: index, file, height, width, channels, dtype, sha256. ``file`` is
-relative to the folder holding the manifest.
+relative to the folder holding the manifest; for a dataset with ``storage: zarr``
+it is the array's folder (``../images.zarr``), and the row's image is the one
+at its index (:mod:`pixelflow.io.sources`).
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +17,21 @@ from pixelflow.atomic import PARTIAL_MARK, atomic_file
 from pixelflow.io.images import image_channels
 
 MANIFEST_NAME = "manifest.tsv"
+ARRAY_SUFFIX = ".zarr"
+ARRAY_NAME = "images.zarr"  # a zarr dataset's array, in its folder
+_ARRAY_ITEM = re.compile(r"(?P<store>.+\.zarr)\[(?P<index>\d+)\]")
 MANIFEST_COLUMNS = ("index", "file", "height", "width", "channels", "dtype", "sha256")
+
+
+def array_source(store, index: int) -> str:
+    """The source naming image ``index`` of the Zarr array in ``store``: ``<store>[<index>]``."""
+    return f"{os.fspath(store)}[{int(index)}]"
+
+
+def split_source(source) -> tuple[str, int] | None:
+    """``(store, index)`` of a source naming an image of a Zarr array (:func:`array_source`); None for a file."""
+    match = _ARRAY_ITEM.fullmatch(os.fspath(source))
+    return None if match is None else (match["store"], int(match["index"]))
 
 
 def manifest_row(index: int, file: str, image: np.ndarray, digest: str) -> tuple:
@@ -58,10 +75,23 @@ def write_manifest(path, rows) -> None:
         Path(temporary).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _manifest_file(shard) -> tuple[str, str]:
+    """The manifest of a shard folder, or the manifest itself, and its folder."""
+    path = os.fspath(shard)
+    if os.path.basename(path) == MANIFEST_NAME:
+        return path, os.path.dirname(path)
+    return os.path.join(path, MANIFEST_NAME), path
+
+
+def _row_path(prefix: str, file: str, index: str) -> str:
+    """An image's source (:mod:`pixelflow.io.sources`): ``file`` on the prefix unless absolute; indexed if an array."""
+    path = file if file.startswith("/") else prefix + file
+    return array_source(path, int(index)) if file.endswith(ARRAY_SUFFIX) else path
+
+
 def _manifest_lines(shard_dir) -> tuple[str, str, list[str]]:
     """A shard's manifest name, the prefix that turns its files into paths, and its data lines."""
-    base = os.fspath(shard_dir)
-    manifest = os.path.join(base, MANIFEST_NAME)
+    manifest, base = _manifest_file(shard_dir)
     try:
         with open(manifest, encoding="utf-8") as handle:
             header = tuple(handle.readline().rstrip("\n").split("\t"))
@@ -80,19 +110,21 @@ def _field_count_error(manifest: str, number: int, count: int) -> ValueError:
 
 
 def read_manifest(shard_dir) -> list[dict]:
-    """Rows of a manifest; ``path`` is each image's location (a string) joined to ``shard_dir``.
+    """Rows of a manifest; ``path`` is each image's source (a string), ``file`` joined to the manifest's folder.
 
     Parameters
     ----------
     shard_dir : str or path-like
-        The folder holding ``manifest.tsv``.
+        The folder holding ``manifest.tsv``, or the manifest file itself.
 
     Returns
     -------
     list of dict
         In file order, keyed by :data:`MANIFEST_COLUMNS` (index, height, width
         and channels as int) plus ``path``: ``file`` itself when absolute, else
-        ``shard_dir`` joined with it (not normalised).
+        the manifest's folder joined with it (not normalised); for an image of
+        a Zarr array, ``<array>[<index>]`` (:func:`pixelflow.io.sources.read_source`
+        reads either).
 
     Raises
     ------
@@ -118,10 +150,16 @@ def read_manifest(shard_dir) -> list[dict]:
                 "channels": int(channels),
                 "dtype": dtype,
                 "sha256": digest,
-                "path": file if file.startswith("/") else prefix + file,
+                "path": _row_path(prefix, file, index),
             }
         )
     return rows
+
+
+def row_label(row: dict) -> str:
+    """A manifest row's image as tables name it: its ``file``, or ``<array>[<index>]`` for an image of a Zarr array."""
+    file = row["file"]
+    return array_source(os.path.basename(file), row["index"]) if file.endswith(ARRAY_SUFFIX) else file
 
 
 def read_manifests(shard_dirs) -> list[dict]:
@@ -160,7 +198,7 @@ def _shard_paths(shard_dir) -> tuple[list[int], list[str], dict[str, str]]:
         if line.count("\t") != len(MANIFEST_COLUMNS) - 1:
             raise _field_count_error(manifest, number, line.count("\t") + 1)
         index, file, layout = line.split("\t", 2)
-        path = file if file.startswith("/") else prefix + file
+        path = _row_path(prefix, file, index)
         indexes.append(int(index))
         paths.append(path)
         layouts.setdefault(layout.rpartition("\t")[0], path)
@@ -223,6 +261,12 @@ def image_shape(row: dict) -> tuple:
     return (row["height"], row["width"], row["channels"])
 
 
+def _stored_file(source: str) -> str:
+    """The file a source is stored in: the image file, or its Zarr array's folder."""
+    item = split_source(source)
+    return source if item is None else item[0]
+
+
 def write_dataset_index(output, shard_dirs) -> int:
     """Write all shards' rows, in index order, as one manifest beside the shards; return the count.
 
@@ -230,7 +274,8 @@ def write_dataset_index(output, shard_dirs) -> int:
     ----------
     output : str or path-like
         The dataset's manifest; its ``file`` column holds each image's path
-        relative to this file's folder, symbolic links resolved.
+        (or its Zarr array's) relative to this file's folder, symbolic links
+        resolved.
     shard_dirs : iterable of str or path-like
         The dataset's shard folders.
 
@@ -252,7 +297,7 @@ def write_dataset_index(output, shard_dirs) -> int:
         [
             (
                 row["index"],
-                os.path.relpath(Path(row["path"]).resolve(), anchor),
+                os.path.relpath(Path(_stored_file(row["path"])).resolve(), anchor),
                 row["height"],
                 row["width"],
                 row["channels"],

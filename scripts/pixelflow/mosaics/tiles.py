@@ -22,7 +22,7 @@ from skimage.color import rgb2lab
 
 from pixelflow.atomic import atomic_file
 from pixelflow.errors import ImageError
-from pixelflow.io.images import read_image
+from pixelflow.io.sources import read_source
 from pixelflow.runner import parallel_map
 
 
@@ -484,7 +484,7 @@ def load_image_tiles(path, tile, mode: str, fit: str = "crop") -> tuple[np.ndarr
     ImageError
         Naming the file, when it cannot be read or has no supported form.
     """
-    return image_tiles(to_uint8_grey_or_rgb(read_image(path), str(path)), tile, mode, fit)
+    return image_tiles(to_uint8_grey_or_rgb(read_source(path), str(path)), tile, mode, fit)
 
 
 def merge_tiles(parts: list[np.ndarray], tile) -> np.ndarray:

@@ -28,8 +28,9 @@ import numpy as np
 
 from pixelflow.atomic import atomic_dir
 from pixelflow.formats import image_file_name
-from pixelflow.io.images import encode_image, read_image
+from pixelflow.io.images import encode_image
 from pixelflow.io.manifest import MANIFEST_NAME, manifest_row, write_manifest
+from pixelflow.io.sources import read_source
 from pixelflow.io.tables import write_table
 from pixelflow.pipelines.filters import to_uint8
 from pixelflow.pipelines.metrics import RESERVED_COLUMNS, measure, metric_columns, nonfinite_count
@@ -179,7 +180,7 @@ def process_image(raw: np.ndarray, spec: PipelineSpec, functions: dict) -> tuple
 def _process(item) -> tuple:
     index, path, shown = item
     spec, folder = _WORKER["spec"], _WORKER["folder"]
-    output, nonfinite, values = process_image(read_image(path), spec, _WORKER["functions"])
+    output, nonfinite, values = process_image(read_source(path), spec, _WORKER["functions"])
     if spec["save"] == "none":
         return None, (index, shown, nonfinite, *values)
     name = image_file_name(spec["name"], index, spec["save"])

@@ -5,12 +5,15 @@ existing images). Its images are split into shards of ``shard_size``: one
 Snakemake job and one folder per shard, then the dataset's index, stack and
 contact sheet.
 
-A generated dataset with ``storage: zarr`` is one Zarr array instead,
-``images.zarr`` (:mod:`pixelflow.io.zarrstore`): shard job ``k`` writes the
-array's shard file ``c/k/0/0[/0]`` and ``shard-k/manifest.tsv`` (``k`` as the
-array numbers its shards, without zeros in front), the index job writes
-``zarr.json`` once every shard is written. Zarr itself is loaded only to
-check a store that exists (:func:`check_zarr_stores`).
+A dataset with ``storage: zarr`` is one Zarr array instead, ``images.zarr``
+(:mod:`pixelflow.io.zarrstore`): shard job ``k`` writes the array's shard file
+``c/k/0/0[/0]`` and ``shard-k/manifest.tsv`` (``k`` as the array numbers its
+shards, without zeros in front), the index job writes ``zarr.json`` once every
+shard is written. A generated dataset draws its images into it; an external
+one is packed, its files decoded into it. Zarr itself is loaded only to check
+a store that exists (:func:`check_zarr_stores`), and an image decoder only to
+learn the form of an external zarr dataset whose config does not give it
+(:func:`external_form`).
 """
 
 import math
@@ -30,7 +33,7 @@ if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported 
 FOLDER = "results/datasets"
 STORAGES = ("files", "zarr")
 MANIFEST_NAME = "manifest.tsv"  # pixelflow.io.manifest.MANIFEST_NAME (that module loads OpenCV)
-ZARR_NAME = "images.zarr"
+ZARR_NAME = "images.zarr"  # pixelflow.io.manifest.ARRAY_NAME (that module loads OpenCV)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class DatasetPlan:
         An external dataset's image files in index order; empty for a generated one.
     storage : str
         ``files`` (shard folders of image files) or ``zarr`` (one Zarr array).
+    shape : tuple of int
+        With zarr, every image's shape, (h, w) or (h, w, c); else empty.
+    dtype : str
+        With zarr, every image's pixel type; else empty.
     """
 
     name: str
@@ -59,6 +66,8 @@ class DatasetPlan:
     shard_size: int
     files: tuple = ()
     storage: str = "files"
+    shape: tuple = ()
+    dtype: str = ""
 
     @property
     def shards(self) -> list[str]:
@@ -134,7 +143,7 @@ def check_generated(name: str, spec: dict) -> None:
 
 
 def check_zarr(name: str, spec: dict) -> None:
-    """Check the keys of a generated dataset with ``storage: zarr``.
+    """Check the keys of a dataset with ``storage: zarr``.
 
     Raises
     ------
@@ -143,7 +152,7 @@ def check_zarr(name: str, spec: dict) -> None:
         ``compression`` (not one of :data:`pixelflow.io.zarrstore.COMPRESSIONS`).
     """
     where = ["datasets", name]
-    if "format" in spec:
+    if spec.get("format") is not None:
         raise ConfigError(
             f"config key {key_path(where + ['format'])}: storage: zarr keeps the images in one array, not in "
             f"{spec['format']} files; remove format (or use storage: files)"
@@ -157,7 +166,7 @@ def check_zarr(name: str, spec: dict) -> None:
 
 
 def check_config(config: dict, workdir) -> None:
-    """Check the rules between the keys of each dataset (:func:`check_generated`); zarr only for generated ones.
+    """Check the rules between the keys of each dataset (:func:`check_generated`, :func:`check_zarr`).
 
     An external dataset's glob is checked by :func:`plan_datasets`, which needs its files anyway;
     ``workdir`` is not read.
@@ -165,19 +174,22 @@ def check_config(config: dict, workdir) -> None:
     Raises
     ------
     ConfigError
-        Naming the key.
+        Naming the key; for an external dataset a ``compression`` without
+        ``storage: zarr`` (its files are read where they are).
     """
     for name, spec in config["datasets"].items():
         if "path" not in spec:
             check_generated(name, spec)
-        elif spec.get("storage") == "zarr":
+        elif spec["storage"] == "zarr":
+            check_zarr(name, spec)
+        elif "compression" in spec:
             raise ConfigError(
-                f"config key {key_path(['datasets', name, 'storage'])}: zarr is not available for external "
-                "(path) datasets yet; they are read where they are, with storage: files"
+                f"config key {key_path(['datasets', name, 'compression'])}: an external dataset's files are read "
+                "where they are; compression is for storage: zarr, which packs them into one array"
             )
 
 
-def check_zarr_stores(config: dict, workdir) -> None:
+def check_zarr_stores(config: dict, datasets: dict[str, DatasetPlan], workdir) -> None:
     """Refuse a zarr dataset whose store holds another array than its config describes; the count may differ.
 
     Another generation spec, shape, dtype, shard size, compression or format
@@ -191,6 +203,8 @@ def check_zarr_stores(config: dict, workdir) -> None:
     ----------
     config : dict
         The checked config.
+    datasets : dict of str to DatasetPlan
+        The plans (:func:`plan_datasets`).
     workdir : str or path
         The folder holding ``results/``.
 
@@ -199,7 +213,7 @@ def check_zarr_stores(config: dict, workdir) -> None:
     ConfigError
         Naming ``datasets.<name>``, the store's ``zarr.json`` and each difference.
     """
-    for name in storage_names(config, "zarr"):
+    for name in zarr_names(datasets):
         where = key_path(["datasets", name])
         try:
             stored = zarrstore.read_metadata(Path(workdir) / zarr_store(name))
@@ -207,7 +221,7 @@ def check_zarr_stores(config: dict, workdir) -> None:
             raise ConfigError(f"config key {where}: {error}; remove {zarr_store(name)} to write it anew") from None
         if stored is None:
             continue
-        requested = array_metadata(zarr_spec(config, name), config["datasets"][name]["count"])  # loads Zarr
+        requested = array_metadata(zarr_spec(config, datasets[name]), datasets[name].count)  # loads Zarr
         words = zarrstore.metadata_differences(stored, requested, ignore_count=True)
         if words:
             raise ConfigError(
@@ -220,32 +234,6 @@ def is_zarr(config: dict, name: str) -> bool:
     """Whether ``name`` is a dataset of ``datasets`` with ``storage: zarr``."""
     spec = config["datasets"].get(name)
     return spec is not None and spec.get("storage") == "zarr"
-
-
-def check_not_zarr(config: dict, name: str, where: list, reader: str) -> None:
-    """Refuse a zarr dataset where a stage cannot read it yet.
-
-    Parameters
-    ----------
-    config : dict
-        The validated config.
-    name : str
-        The dataset the stage would read.
-    where : list
-        The keys naming it, for the message (:func:`pixelflow.planning.config.key_path`).
-    reader : str
-        The stage, as it reads in the message: ``stats does``, ``pipelines do``.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``where``, when ``name`` has ``storage: zarr``.
-    """
-    if is_zarr(config, name):
-        raise ConfigError(
-            f"config key {key_path(where)}: {name} uses storage: zarr, which {reader} not read yet "
-            "(use storage: files for it)"
-        )
 
 
 def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
@@ -265,35 +253,81 @@ def plan_datasets(config: dict, workdir) -> dict[str, DatasetPlan]:
     Raises
     ------
     ConfigError
-        Naming ``datasets.<name>.path``, for a glob that matches no file.
+        Naming ``datasets.<name>.path``, for a glob that matches no file, and
+        as :func:`external_form`.
     """
     plans = {}
     for name, spec in config["datasets"].items():
         shard_size = spec.get("shard_size", config["shard_size"])
+        storage = spec.get("storage", "files")
         if "path" in spec:
             files = tuple(glob_files(spec["path"], f"datasets.{name}.path", workdir))
-            plans[name] = DatasetPlan(name, "external", len(files), shard_size, files)
+            form = external_form(name, spec, Path(workdir) / files[0]) if storage == "zarr" else ((), "")
+            plans[name] = DatasetPlan(name, "external", len(files), shard_size, files, storage, *form)
+        elif storage == "zarr":
+            form = (tuple(spec["shape"]), spec["dtype"])
+            plans[name] = DatasetPlan(name, "generated", spec["count"], shard_size, (), storage, *form)
         else:
-            plans[name] = DatasetPlan(
-                name, "generated", spec["count"], shard_size, storage=spec.get("storage", "files")
-            )
+            plans[name] = DatasetPlan(name, "generated", spec["count"], shard_size)
     return plans
 
 
-def storage_names(config: dict, storage: str, channels: bool | None = None) -> list[str]:
-    """The names of the datasets under ``datasets`` whose images are kept as ``storage`` (``files`` or ``zarr``).
+def external_form(name: str, spec: dict, first) -> tuple[tuple, str]:
+    """The shape and dtype every image of an external zarr dataset must have.
 
-    ``channels`` keeps only zarr datasets of colour (True) or grey (False)
-    images, whose shard files lie one folder deeper.
+    Its config's ``shape`` and ``dtype`` where given; what it lacks is taken from
+    its first file, decoded as its shard job decodes it
+    (:func:`pixelflow.io.images.read_image`, imported only here).
+
+    Parameters
+    ----------
+    name : str
+        The dataset's key under ``datasets``.
+    spec : dict
+        Its validated entry.
+    first : str or path-like
+        Its first file.
+
+    Returns
+    -------
+    shape : tuple of int
+    dtype : str
+
+    Raises
+    ------
+    ConfigError
+        Naming ``datasets.<name>.path`` and the file, when the file is needed
+        and cannot be decoded.
     """
-    names = []
-    for name, spec in config["datasets"].items():
-        if spec.get("storage", "files") != storage:
-            continue
-        if channels is not None and (len(spec.get("shape", ())) == 3) != channels:
-            continue
-        names.append(name)
-    return names
+    if "shape" in spec and "dtype" in spec:
+        return tuple(spec["shape"]), spec["dtype"]
+    from pixelflow.io.images import read_image
+
+    try:
+        image = read_image(first)
+    except ImageError as error:
+        raise ConfigError(
+            f"config key {key_path(['datasets', name, 'path'])}: its first file gives the array's shape and "
+            f"dtype, but {error}"
+        ) from None
+    return tuple(spec.get("shape", image.shape)), spec.get("dtype", str(image.dtype))
+
+
+def storage_names(config: dict, storage: str) -> list[str]:
+    """The names of the datasets under ``datasets`` whose images are kept as ``storage`` (``files`` or ``zarr``)."""
+    return [name for name, spec in config["datasets"].items() if spec.get("storage", "files") == storage]
+
+
+def zarr_names(datasets: dict[str, DatasetPlan], channels: bool | None = None) -> list[str]:
+    """The names of the zarr datasets among the plans; ``channels`` keeps colour (True) or grey (False) ones.
+
+    A colour array's shard files lie one folder deeper.
+    """
+    return [
+        name
+        for name, plan in datasets.items()
+        if plan.storage == "zarr" and (channels is None or (len(plan.shape) == 3) == channels)
+    ]
 
 
 def file_dataset_names(config: dict) -> list[str]:
@@ -347,19 +381,42 @@ def zarr_metadata_file(name: str) -> str:
     return f"{zarr_store(name)}/{zarrstore.METADATA_NAME}"
 
 
-def zarr_shard_file(config: dict, name: str, shard: str) -> str:
+def zarr_shard_file(dataset: DatasetPlan, shard: str) -> str:
     """The file of one shard of a zarr dataset's array (:func:`pixelflow.io.zarrstore.shard_file`)."""
-    image_shape = config["datasets"][name]["shape"]
-    return zarrstore.shard_file(zarr_store(name), shard=int(shard), image_shape=image_shape).as_posix()
+    return zarrstore.shard_file(zarr_store(dataset.name), shard=int(shard), image_shape=dataset.shape).as_posix()
 
 
-def zarr_shard_outputs(config: dict, dataset: DatasetPlan, shards=None) -> dict[str, list[str]]:
+def zarr_shard_outputs(dataset: DatasetPlan, shards=None) -> dict[str, list[str]]:
     """The outputs of a zarr dataset's shard jobs (all, or the given ids): ``shards`` files and ``manifests``."""
     ids = dataset.shards if shards is None else shards
     return {
-        "shards": [zarr_shard_file(config, dataset.name, shard) for shard in ids],
+        "shards": [zarr_shard_file(dataset, shard) for shard in ids],
         "manifests": [shard_manifest(dataset.name, shard) for shard in ids],
     }
+
+
+def read_inputs(dataset: DatasetPlan, shards=None) -> dict[str, list[str]]:
+    """What a job reading shards of a dataset takes as inputs (all shards, or those numbered as ``shards``).
+
+    A job reads the images through their manifests (:func:`pixelflow.io.manifest.read_manifests`
+    takes shard folders and manifest files alike). ``shards`` are shard ids of
+    any width (``0003`` and ``3`` are the same shard), so that a pipeline's
+    shard names the shard of its dataset.
+
+    Returns
+    -------
+    dict of str to list of str
+        ``listing``: the shard folders, or a zarr dataset's shard manifests;
+        ``arrays``: a zarr dataset's shard files (else none); ``metadata``: its
+        ``zarr.json``, which the job needs to open the array but whose newer
+        time alone (a changed count) does not change the images it reads.
+    """
+    ids = dataset.shards if shards is None else [dataset.shards[int(shard)] for shard in shards]
+    if dataset.storage != "zarr":
+        return {"listing": [shard_dir(dataset.name, shard) for shard in ids], "arrays": [], "metadata": []}
+    outputs = zarr_shard_outputs(dataset, ids)
+    metadata = [zarr_metadata_file(dataset.name)]
+    return {"listing": outputs["manifests"], "arrays": outputs["shards"], "metadata": metadata}
 
 
 def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
@@ -386,7 +443,7 @@ def outputs(config: dict, datasets: dict[str, DatasetPlan]) -> list[str]:
         # Shards are final outputs too: one that failed and was removed is redone
         # even though the stack built from its earlier content still exists.
         if datasets[name].storage == "zarr":
-            shards = zarr_shard_outputs(config, datasets[name])
+            shards = zarr_shard_outputs(datasets[name])
             files += shards["shards"] + shards["manifests"] + [zarr_metadata_file(name)]
         else:
             files += [shard_dir(name, shard) for shard in datasets[name].shards]
@@ -434,21 +491,28 @@ def _image_spec(config: dict, name: str) -> dict:
     }
 
 
-def zarr_spec(config: dict, name: str) -> ZarrSpec:
-    """Everything a zarr dataset's files depend on besides its count.
+def zarr_spec(config: dict, dataset: DatasetPlan) -> ZarrSpec:
+    """Everything a zarr dataset's files depend on besides its count (and, when packed, its files' pixels).
 
-    ``seed`` and ``shard_size`` default to the top-level ones.
+    A generated dataset's image spec (``seed`` defaults to the top-level one);
+    for an external one its ``path`` and the form of its images
+    (:attr:`DatasetPlan.shape`, :attr:`DatasetPlan.dtype`).
     """
-    spec = config["datasets"][name]
-    shard_size = spec.get("shard_size", config["shard_size"])
-    return {**_image_spec(config, name), "compression": spec["compression"], "shard_size": shard_size}
+    spec = config["datasets"][dataset.name]
+    if dataset.kind == "external":
+        images = {"name": dataset.name, "path": spec["path"], "shape": list(dataset.shape), "dtype": dataset.dtype}
+    else:
+        images = _image_spec(config, dataset.name)
+    return {**images, "compression": spec["compression"], "shard_size": dataset.shard_size}
 
 
 def zarr_shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:
     """Everything a zarr shard job's files depend on: ``start``, ``stop`` and ``spec`` (:func:`zarr_spec`).
 
     Not the dataset's count: a shard job whose images stay the same is not
-    rerun when the count changes (the index job writes the new count).
+    rerun when the count changes (the index job writes the new count). An
+    external dataset's also has ``origin``: where the images' shape and dtype
+    come from, in words for its messages (its files are its inputs).
 
     Raises
     ------
@@ -456,13 +520,20 @@ def zarr_shard_params(config: dict, dataset: DatasetPlan, shard: str) -> dict:
         If the dataset has no such shard.
     """
     start, stop = dataset.bounds(shard)
-    return {"start": start, "stop": stop, "spec": zarr_spec(config, dataset.name)}
+    params = {"start": start, "stop": stop, "spec": zarr_spec(config, dataset)}
+    if dataset.kind == "external":
+        spec = config["datasets"][dataset.name]
+        if "shape" in spec and "dtype" in spec:
+            params["origin"] = f"datasets.{dataset.name}.shape and dtype give"
+        else:
+            params["origin"] = f"its first file {dataset.files[0]} is"
+    return params
 
 
 def zarr_index_params(config: dict, dataset: DatasetPlan) -> dict:
     """What a zarr dataset's index job writes from: ``spec``, ``count`` and the current ``shards`` folders' names."""
     return {
-        "spec": zarr_spec(config, dataset.name),
+        "spec": zarr_spec(config, dataset),
         "count": dataset.count,
         "shards": [f"shard-{shard}" for shard in dataset.shards],
     }

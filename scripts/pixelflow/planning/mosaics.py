@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pixelflow.errors import ConfigError
 from pixelflow.mosaics.samples import SKIMAGE_SAMPLES  # noqa: F401 (the sample rule's wildcard values)
 from pixelflow.planning.config import check_name, glob_files
-from pixelflow.planning.datasets import check_not_zarr, dataset_names, shard_dir
+from pixelflow.planning.datasets import dataset_names
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
     from pixelflow.mosaics.render import MosaicSpec
@@ -86,7 +86,6 @@ def check_config(config: dict, workdir) -> None:
     ------
     ConfigError
         Naming the key: an unusable name, an unknown dataset or library, a
-        dataset with ``storage: zarr`` (not read by libraries yet), a
         repeated rotation, a library glob that matches no file, a feature
         grid larger than the tile, or a quarter turn of non-square tiles.
     """
@@ -98,8 +97,6 @@ def check_config(config: dict, workdir) -> None:
                 f"config key libraries.{name}.dataset: no dataset, or pipeline that saves images, "
                 f"named {spec['dataset']!r}"
             )
-        if "dataset" in spec:
-            check_not_zarr(config, spec["dataset"], ["libraries", name, "dataset"], "libraries do")
         if len(set(spec["rotations"])) != len(spec["rotations"]):
             raise ConfigError(f"config key libraries.{name}.rotations: {spec['rotations']} repeats a rotation")
         if "path" in spec:
@@ -142,16 +139,9 @@ def library_files(config: dict, library: str, workdir) -> list[str]:
     return list(spec.get("images", []))
 
 
-def library_inputs(config: dict, datasets: dict, library: str, workdir) -> dict:
-    """Inputs of a library job: the dataset's shard folders, or the image files (:func:`library_files`).
-
-    ``datasets`` holds the dataset plans (:func:`pixelflow.planning.datasets.plan_datasets`).
-    """
-    spec = config["libraries"][library]
-    if "dataset" in spec:
-        name = spec["dataset"]
-        return {"shards": [shard_dir(name, shard) for shard in datasets[name].shards]}
-    return {"images": library_files(config, library, workdir)}
+def library_dataset(config: dict, library: str) -> str | None:
+    """The dataset a library takes its images from, or None when it names files (:func:`library_files`)."""
+    return config["libraries"][library].get("dataset")
 
 
 def library_params(config: dict, library: str) -> "LibrarySpec":

@@ -21,7 +21,6 @@ from pixelflow.pipelines.user_code import source_file
 from pixelflow.planning.config import check_name, key_path
 from pixelflow.planning.datasets import (
     DatasetPlan,
-    check_not_zarr,
     dataset_spec,
     image_bytes,
     runtime_minutes,
@@ -54,7 +53,6 @@ def _check_sources(config: dict) -> None:
         elif source not in config["datasets"]:
             known = ", ".join(sorted([*config["datasets"], *pipelines])) or "none"
             raise ConfigError(f"config key {where}: {source!r} is neither a dataset nor a pipeline (defined: {known})")
-        check_not_zarr(config, source, ["pipelines", name, "dataset"], "pipelines do")
     for name in pipelines:
         trail = [name]
         while (source := pipelines[trail[-1]]["dataset"]) in pipelines:
@@ -81,8 +79,7 @@ def check_config(config: dict, workdir) -> None:
     ------
     ConfigError
         Naming the key: a pipeline named like a dataset, a dataset that does
-        not exist, saves no images or has ``storage: zarr`` (not read by
-        pipelines yet), a cycle of pipelines, a step or metric
+        not exist or saves no images, a cycle of pipelines, a step or metric
         the registries refuse (:func:`~pixelflow.pipelines.operations.check_step`,
         :func:`~pixelflow.pipelines.metrics.check_metrics`), or a user module
         with no file in ``workdir``.
@@ -177,11 +174,6 @@ def plan_pipelines(config: dict, datasets: dict[str, DatasetPlan]) -> dict[str, 
 def source(config: dict, name: str) -> str:
     """The dataset (or pipeline) a pipeline runs on."""
     return _pipelines(config)[name]["dataset"]
-
-
-def shard_inputs(config: dict, name: str, shard: str, workdir) -> dict:
-    """Inputs of a pipeline shard job besides its code: its dataset's shard folder and the users' modules."""
-    return {"source": shard_dir(source(config, name), shard), "user_code": user_files(config, name, workdir)}
 
 
 def summary_files(name: str) -> list[str]:

@@ -3,22 +3,23 @@
 A stats shard job filters the images of one dataset shard; a summary job per
 dataset gathers the shard tables. For a generated dataset the shard job draws
 the images itself (its source is params: seed, generator, shape, dtype, bounds),
-so it needs no dataset job; for an external one it reads the checked shard. σ is spelled in paths by
+so it needs no dataset job (whatever its storage); for an external one it reads the
+shard through its manifest, images as files or in a zarr array. σ is spelled in paths by
 :func:`sigma_label` (``10``, ``2.5``, ``0.1``), so a path names its σ stably.
 """
 
 import math
 from typing import TYPE_CHECKING
 
+from pixelflow.datasets.zarrarray import SPEC_KEYS
 from pixelflow.errors import ConfigError
 from pixelflow.planning.config import key_path
 from pixelflow.planning.datasets import (
-    check_not_zarr,
     dataset_names,
     generated_shard_spec,
     image_bytes,
     runtime_minutes,
-    shard_dir,
+    zarr_spec,
 )
 
 if TYPE_CHECKING:  # the types of what planning hands to the jobs; not imported while the Snakefile is parsed
@@ -49,9 +50,8 @@ def check_config(config: dict, workdir=None) -> None:
     Raises
     ------
     ConfigError
-        Naming the key: a dataset not defined under ``datasets``, a dataset
-        with ``storage: zarr`` (not read here yet), or a σ that repeats an
-        earlier one (the same :func:`sigma_label`).
+        Naming the key: a dataset not defined under ``datasets``, or a σ
+        that repeats an earlier one (the same :func:`sigma_label`).
     ValueError
         For a σ that is not a positive finite number.
     """
@@ -64,7 +64,6 @@ def check_config(config: dict, workdir=None) -> None:
                 f"config key {key_path(['stats', 'datasets', position])}: dataset {name!r} is not defined "
                 f"under datasets, nor a pipeline that saves images (defined: {known})"
             )
-        check_not_zarr(config, name, ["stats", "datasets", position], "stats does")
     seen = {}
     for position, sigma in enumerate(stats["sigmas"]):
         label = sigma_label(sigma)
@@ -98,14 +97,6 @@ def dataset_outputs(dataset: str) -> list[str]:
     return [f"{FOLDER}/{dataset}/{name}" for name in ("summary.tsv", "theory.tsv", "variance.png")]
 
 
-def shard_inputs(dataset_plan, shard: str, code: list[str]) -> dict:
-    """Inputs of a stats shard job: its code, and unless the dataset is generated its shard folder."""
-    inputs = {"code": code}
-    if dataset_plan.kind != "generated":
-        inputs["shard"] = shard_dir(dataset_plan.name, shard)
-    return inputs
-
-
 def shard_source(config: dict, dataset_plan, shard: str) -> dict:
     """Where a stats shard's images come from: kind, index bounds and, if generated, what draws them.
 
@@ -113,7 +104,8 @@ def shard_source(config: dict, dataset_plan, shard: str) -> dict:
     -------
     dict
         ``kind``, ``start`` and ``stop``; for a generated dataset also ``spec``
-        (:func:`pixelflow.planning.datasets.generated_shard_spec` without ``compression``).
+        (:func:`pixelflow.planning.datasets.generated_shard_spec` without
+        ``compression``; with ``storage: zarr`` its ``format`` is None).
 
     Raises
     ------
@@ -122,7 +114,10 @@ def shard_source(config: dict, dataset_plan, shard: str) -> dict:
     """
     start, stop = dataset_plan.bounds(shard)
     source = {"kind": dataset_plan.kind, "start": start, "stop": stop}
-    if dataset_plan.kind == "generated":
+    if dataset_plan.kind == "generated" and dataset_plan.storage == "zarr":
+        spec = zarr_spec(config, dataset_plan)
+        source["spec"] = {key: spec[key] for key in SPEC_KEYS if key in spec} | {"format": None}
+    elif dataset_plan.kind == "generated":
         spec = generated_shard_spec(config, dataset_plan.name)
         del spec["compression"]  # lossless either way: the pixels do not depend on it
         source["spec"] = spec

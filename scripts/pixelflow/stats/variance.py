@@ -16,7 +16,8 @@ import numpy as np
 from pixelflow.atomic import atomic_dir
 from pixelflow.datasets.generators import GeneratedSpec, generate_image
 from pixelflow.formats import image_file_name
-from pixelflow.io.images import encode_image, read_image
+from pixelflow.io.images import encode_image
+from pixelflow.io.sources import ARRAY_NAME, array_source, read_source
 from pixelflow.io.tables import write_table
 from pixelflow.pipelines.filters import kernel_radius, to_float, to_uint8
 from pixelflow.pipelines.metrics import moments
@@ -151,7 +152,7 @@ def filter_and_save(index: int, file: str, name: str, image: np.ndarray) -> list
 def process_image(item: tuple) -> list[tuple]:
     """Read one image ``(index, file, path)`` and filter it (:func:`filter_and_save`)."""
     index, file, path = item
-    return filter_and_save(index, file, str(path), read_image(path))
+    return filter_and_save(index, file, str(path), read_source(path))
 
 
 def process_generated(index: int) -> list[tuple]:
@@ -163,7 +164,8 @@ def process_generated(index: int) -> list[tuple]:
     """
     spec = _JOB["spec"]
     image = generate_image(spec["generator"], spec["seed"], spec["name"], index, spec["shape"], spec["dtype"])
-    file = image_file_name(spec["name"], index, spec["format"])
+    # Its file, or with storage: zarr (no format) its place in the dataset's array.
+    file = image_file_name(spec["name"], index, spec["format"]) if spec["format"] else array_source(ARRAY_NAME, index)
     return filter_and_save(index, file, f"{spec['name']} image {index} ({file})", image)
 
 

@@ -4,13 +4,14 @@ import hashlib
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import zarr
 from pixelflow.datasets.generators import generate_image
 from pixelflow.datasets.shards import write_generated_shard
 from pixelflow.datasets.zarrarray import FORMAT_VERSION, array_attributes, array_metadata, finish_store
-from pixelflow.datasets.zarrshards import write_zarr_shard
+from pixelflow.datasets.zarrshards import pack_zarr_shard, write_zarr_shard
 from pixelflow.errors import ImageError
 from pixelflow.io import zarrstore
 from pixelflow.io.images import read_image
@@ -162,3 +163,69 @@ def test_progress_counts_every_image(tmp_path):
     assert [
         path.relative_to(tmp_path).as_posix() for path in (tmp_path / "images.zarr").rglob("*") if path.is_file()
     ] == ["images.zarr/c/1/0/0"]
+
+
+def external_spec(shape, dtype="uint8", size=3, compression="blosc"):
+    return {
+        "name": "photos",
+        "path": "photos/*.png",
+        "shape": list(shape),
+        "dtype": dtype,
+        "compression": compression,
+        "shard_size": size,
+    }
+
+
+def write_photos(folder: Path, shapes, dtype=np.uint8) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(8)
+    paths = []
+    for number, shape in enumerate(shapes):
+        path = folder / f"p{number:02d}.png"
+        assert cv2.imwrite(str(path), rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_packed_files_hold_the_pixels_the_image_reader_gives(tmp_path, threads):
+    paths = write_photos(tmp_path / "photos", [(5, 4, 3)] * 7, np.uint16)
+    spec = external_spec((5, 4, 3), "uint16")
+    store = tmp_path / "images.zarr"
+    for shard in range(3):
+        start = shard * 3
+        rows = pack_zarr_shard(
+            store, tmp_path / f"shard-{shard}" / "manifest.tsv", spec, paths[start : start + 3], start, threads
+        )
+        assert [row[0] for row in rows] == list(range(start, min(start + 3, 7)))
+    finish_store(store, spec, 7)
+    array = zarr.open_array(str(store), mode="r")
+    assert array.shape == (7, 5, 4, 3) and array.dtype == np.uint16
+    assert array.attrs["spec"]["path"] == "photos/*.png" and "generator" not in array.attrs["spec"]
+    for index, path in enumerate(paths):
+        assert np.array_equal(array[index], read_image(path))
+    for row in read_manifests([tmp_path / f"shard-{shard}" for shard in range(3)]):
+        assert row["sha256"] == zarrstore.pixel_digest(read_image(paths[row["index"]]))
+
+
+def test_a_file_of_another_form_is_named_and_nothing_of_its_shard_is_written(tmp_path):
+    paths = write_photos(tmp_path / "photos", [(5, 4), (5, 4), (5, 4), (5, 4), (4, 5), (5, 4, 3)])
+    spec = external_spec((5, 4))
+    store = tmp_path / "images.zarr"
+    pack_zarr_shard(
+        store, tmp_path / "shard-0" / "manifest.tsv", spec, paths[:3], 0, origin="its first file p00.png is"
+    )
+    before = file_digests(store)
+    with pytest.raises(ImageError) as caught:
+        pack_zarr_shard(
+            store, tmp_path / "shard-1" / "manifest.tsv", spec, paths[3:], 3, origin="its first file p00.png is"
+        )
+    message = str(caught.value)
+    assert message.startswith(
+        f"{paths[4]}: image 4 of datasets.photos is 4x5 uint8, not 5x4 uint8 as its first file p00.png is"
+    )
+    assert file_digests(store) == before  # shard 1's file was not written, shard 0's is untouched
+    assert not (tmp_path / "shard-1" / "manifest.tsv").exists()
+    with pytest.raises(ImageError, match="p99.png"):
+        pack_zarr_shard(store, tmp_path / "shard-1" / "manifest.tsv", spec, [tmp_path / "p99.png"], 3)
+    assert file_digests(store) == before

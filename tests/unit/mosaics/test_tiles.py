@@ -405,7 +405,7 @@ def test_skip_does_not_hide_programming_errors(tmp_path, monkeypatch):
     def broken_reader(path):
         raise TypeError("a bug, not a bad image")
 
-    monkeypatch.setattr(tiles_module, "read_image", broken_reader)
+    monkeypatch.setattr(tiles_module, "read_source", broken_reader)
     with pytest.raises(WorkerError, match="TypeError"):
         build_library(paths, 16, "cut", on_bad_image="skip")
 

@@ -79,10 +79,15 @@ def test_validation_keeps_given_values_and_fills_the_rest(schema):
 
 
 def test_validation_fills_defaults_of_external_datasets(schema):
+    external = schema["$defs"]["external"]
     config = validated(schema, {"datasets": {"photos": {"path": "photos/*.jpg"}}})
     photos = config["datasets"]["photos"]
-    assert photos["stack"] == schema["$defs"]["external"]["properties"]["stack"]["default"]
-    assert "dtype" not in photos and "format" not in photos  # generated-only defaults stay out
+    assert photos["storage"] == "files"
+    assert photos["stack"] == external["else"]["properties"]["stack"]["default"] is True
+    assert "dtype" not in photos and "format" not in photos and "compression" not in photos
+    packed = validated(schema, {"datasets": {"photos": {"path": "photos/*.jpg", "storage": "zarr"}}})["datasets"]
+    assert packed["photos"]["stack"] is False
+    assert packed["photos"]["compression"] == external["then"]["properties"]["compression"]["default"] == "none"
 
 
 def test_the_shipped_config_is_valid(schema):

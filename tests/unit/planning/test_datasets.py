@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pixelflow.errors import ConfigError
 from pixelflow.io import zarrstore
@@ -15,9 +16,12 @@ from pixelflow.planning.datasets import (
     generated_shard_spec,
     outputs,
     plan_datasets,
+    read_inputs,
+    shard_inputs,
     shard_job_threads,
     storage_names,
     zarr_index_params,
+    zarr_names,
     zarr_shard_outputs,
     zarr_shard_params,
     zarr_spec,
@@ -178,11 +182,80 @@ def test_storage_rules_raise_naming_the_key(schema, tmp_path, spec, where, words
     assert words in str(caught.value)
 
 
-def test_zarr_is_refused_for_external_datasets_naming_the_key(schema, tmp_path):
-    (tmp_path / "a.png").write_bytes(b"x")
-    config = validated(schema, {"datasets": {"photos": {"path": "*.png", "storage": "zarr"}}})
-    with pytest.raises(ConfigError, match=r"^config key datasets\.photos\.storage: zarr is not available for external"):
+def write_png(path, array):
+    import cv2
+
+    assert cv2.imwrite(str(path), array)
+
+
+def test_an_external_zarr_dataset_takes_its_form_from_its_first_file_as_the_reader_decodes_it(schema, tmp_path):
+    from pixelflow.io.images import read_image
+
+    rng = np.random.default_rng(3)
+    write_png(tmp_path / "a.png", rng.integers(0, 255, (5, 7, 3), dtype=np.uint8))
+    write_png(
+        tmp_path / "b.png", rng.integers(0, 255, (6, 6), dtype=np.uint8)
+    )  # another form: its shard job refuses it
+    config = validated(schema, {"shard_size": 1, "datasets": {"photos": {"path": "*.png", "storage": "zarr"}}})
+    check_config(config, tmp_path)
+    plan = plan_datasets(config, tmp_path)["photos"]
+    first = read_image(tmp_path / "a.png")
+    assert (plan.kind, plan.storage, plan.shape, plan.dtype) == ("external", "zarr", first.shape, str(first.dtype))
+    assert plan.shards == ["0", "1"]
+    assert zarr_names({"photos": plan}, channels=True) == ["photos"]
+    params = zarr_shard_params(config, plan, "1")
+    assert params == {
+        "start": 1,
+        "stop": 2,
+        "spec": {
+            "name": "photos",
+            "path": "*.png",
+            "shape": [5, 7, 3],
+            "dtype": "uint8",
+            "compression": "none",
+            "shard_size": 1,
+        },
+        "origin": "its first file a.png is",
+    }
+    assert shard_inputs(plan, "1") == {"images": ["b.png"]}
+
+
+def test_an_external_zarr_dataset_with_shape_and_dtype_given_does_not_decode_its_files(schema, tmp_path):
+    (tmp_path / "a.png").write_bytes(b"not an image")  # its shard job will say so; planning does not read it
+    given = {"path": "*.png", "storage": "zarr", "shape": [4, 4], "dtype": "uint16", "compression": "zstd"}
+    config = validated(schema, {"datasets": {"photos": given}})
+    plan = plan_datasets(config, tmp_path)["photos"]
+    assert (plan.shape, plan.dtype) == ((4, 4), "uint16")
+    assert zarr_shard_params(config, plan, "0")["origin"] == "datasets.photos.shape and dtype give"
+    del given["dtype"]
+    config = validated(schema, {"datasets": {"photos": given}})
+    with pytest.raises(ConfigError, match=r"^config key datasets\.photos\.path: its first file .*a\.png"):
+        plan_datasets(config, tmp_path)
+
+
+def test_compression_of_an_external_dataset_needs_zarr_naming_the_key(schema, tmp_path):
+    config = validated(schema, {"datasets": {"photos": {"path": "*.png", "compression": "zstd"}}})
+    with pytest.raises(ConfigError, match=r"^config key datasets\.photos\.compression: .*storage: zarr"):
         check_config(config, tmp_path)
+
+
+def test_a_job_reads_a_zarr_datasets_shards_through_their_manifests_and_array(schema, tmp_path):
+    config = validated(
+        schema, {"shard_size": 10, "datasets": {"z": zarr_dataset(25, shape=[4, 4, 3]), "f": generated(25)}}
+    )
+    plans = plan_datasets(config, tmp_path)
+    folder = "results/datasets/z"
+    assert read_inputs(plans["z"], ["0002"]) == {
+        "listing": [f"{folder}/shard-2/manifest.tsv"],
+        "arrays": [f"{folder}/images.zarr/c/2/0/0/0"],
+        "metadata": [f"{folder}/images.zarr/zarr.json"],
+    }
+    assert read_inputs(plans["z"])["listing"] == [f"{folder}/shard-{k}/manifest.tsv" for k in range(3)]
+    assert read_inputs(plans["f"], ["1"]) == {
+        "listing": ["results/datasets/f/shard-0001"],
+        "arrays": [],
+        "metadata": [],
+    }
 
 
 @pytest.mark.parametrize("compression", ["none", "zstd", "blosc"])
@@ -213,17 +286,17 @@ def test_zarr_shards_are_numbered_as_the_arrays_shard_files(schema, tmp_path):
     plans = plan_datasets(config, tmp_path)
     grey = plans["grey"]
     assert grey.shards == ["0", "1", "2"]
-    outputs = zarr_shard_outputs(config, grey)
+    outputs = zarr_shard_outputs(grey)
     assert outputs["shards"] == [
         zarrstore.shard_file("results/datasets/grey/images.zarr", shard=k, image_shape=(16, 16)).as_posix()
         for k in range(3)
     ]
     assert outputs["shards"][2] == "results/datasets/grey/images.zarr/c/2/0/0"
     assert outputs["manifests"] == [f"results/datasets/grey/shard-{k}/manifest.tsv" for k in range(3)]
-    assert zarr_shard_outputs(config, plans["rgb"])["shards"] == ["results/datasets/rgb/images.zarr/c/0/0/0/0"]
-    assert storage_names(config, "zarr") == ["grey", "rgb"]
-    assert storage_names(config, "zarr", channels=False) == ["grey"]
-    assert storage_names(config, "zarr", channels=True) == ["rgb"]
+    assert zarr_shard_outputs(plans["rgb"])["shards"] == ["results/datasets/rgb/images.zarr/c/0/0/0/0"]
+    assert storage_names(config, "zarr") == zarr_names(plans) == ["grey", "rgb"]
+    assert zarr_names(plans, channels=False) == ["grey"]
+    assert zarr_names(plans, channels=True) == ["rgb"]
     assert storage_names(config, "files") == []
 
 
@@ -235,8 +308,8 @@ def test_zarr_shard_params_leave_the_count_out(schema, tmp_path):
 
     config, plan, at_300 = params(300)
     _, _, at_350 = params(350)
-    assert at_300["2"] == {"start": 200, "stop": 300, "spec": zarr_spec(config, "noise")}
-    assert zarr_spec(config, "noise") == {
+    assert at_300["2"] == {"start": 200, "stop": 300, "spec": zarr_spec(config, plan)}
+    assert zarr_spec(config, plan) == {
         "name": "noise",
         "generator": "uniform",
         "seed": 4,
@@ -247,7 +320,7 @@ def test_zarr_shard_params_leave_the_count_out(schema, tmp_path):
     }
     assert {shard for shard in at_350 if at_350[shard] != at_300.get(shard)} == {"3"}  # full shards: same params
     index = zarr_index_params(config, plan)
-    assert index == {"spec": zarr_spec(config, "noise"), "count": 300, "shards": ["shard-0", "shard-1", "shard-2"]}
+    assert index == {"spec": zarr_spec(config, plan), "count": 300, "shards": ["shard-0", "shard-1", "shard-2"]}
 
 
 def test_zarr_outputs_are_the_shard_files_manifests_metadata_index_and_montage(schema, tmp_path):
@@ -265,13 +338,16 @@ def test_zarr_outputs_are_the_shard_files_manifests_metadata_index_and_montage(s
 def test_a_store_of_another_config_is_refused_before_any_job_naming_what_differs(schema, tmp_path):
     from pixelflow.datasets.zarrarray import array_metadata
 
+    def check(config):
+        check_zarr_stores(config, plan_datasets(config, tmp_path), tmp_path)
+
     config = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(300)}})
-    check_zarr_stores(config, tmp_path)  # no store yet
+    check(config)  # no store yet
     store = tmp_path / "results/datasets/noise/images.zarr"
-    zarrstore.ensure_metadata(store, array_metadata(zarr_spec(config, "noise"), 300))
-    check_zarr_stores(config, tmp_path)
+    zarrstore.ensure_metadata(store, array_metadata(zarr_spec(config, plan_datasets(config, tmp_path)["noise"]), 300))
+    check(config)
     grown = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(350)}})
-    check_zarr_stores(grown, tmp_path)  # another count is no other array
+    check(grown)  # another count is no other array
     for changes, words in [
         ({"seed": 8}, "attributes differ: spec.seed 0 vs 8"),
         ({"compression": "zstd"}, "compression none vs zstd"),
@@ -280,32 +356,13 @@ def test_a_store_of_another_config_is_refused_before_any_job_naming_what_differs
     ]:
         other = validated(schema, {"shard_size": 100, "datasets": {"noise": zarr_dataset(300, **changes)}})
         with pytest.raises(ConfigError) as caught:
-            check_zarr_stores(other, tmp_path)
+            check(other)
         message = str(caught.value)
         assert message.startswith("config key datasets.noise: results/datasets/noise/images.zarr holds another array")
         assert words in message and "Remove results/datasets/noise/images.zarr" in message
     (store / "zarr.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"config key datasets\.noise: .*zarr\.json: cannot read"):
-        check_zarr_stores(config, tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("section", "where", "words"),
-    [
-        ({"stats": {"datasets": ["other", "noise"]}}, "stats.datasets.1", "which stats does not read yet"),
-        ({"pipelines": {"smooth": {"dataset": "noise", "steps": []}}}, "pipelines.smooth.dataset", "pipelines do"),
-        ({"libraries": {"tiles": {"dataset": "noise"}}}, "libraries.tiles.dataset", "libraries do not read"),
-    ],
-)
-def test_stages_that_cannot_read_a_zarr_dataset_refuse_it_naming_the_key(schema, tmp_path, section, where, words):
-    from pixelflow.planning import mosaics, pipelines, stats
-
-    config = validated(schema, {"datasets": {"noise": zarr_dataset(10), "other": generated(3)}, **section})
-    with pytest.raises(ConfigError) as caught:
-        for check in (check_config, pipelines.check_config, mosaics.check_config, stats.check_config):
-            check(config, tmp_path)
-    assert str(caught.value).startswith(f"config key {where}: noise uses storage: zarr, which ")
-    assert words in str(caught.value)
+        check(config)
 
 
 def test_the_rules_of_files_and_zarr_datasets_take_disjoint_names(schema, tmp_path):
@@ -318,8 +375,6 @@ def test_the_rules_of_files_and_zarr_datasets_take_disjoint_names(schema, tmp_pa
     )
     assert storage_names(config, "files") == ["f"]  # the files shard rule: pipelines have their own
     assert file_dataset_names(config) == ["f", "p"]  # index, stack and montage of files: pipelines' too
-    assert storage_names(config, "zarr") == ["z", "zc"]
-    assert (storage_names(config, "zarr", channels=False), storage_names(config, "zarr", channels=True)) == (
-        ["z"],
-        ["zc"],
-    )
+    plans = plan_datasets(config, tmp_path)
+    assert storage_names(config, "zarr") == zarr_names(plans) == ["z", "zc"]
+    assert (zarr_names(plans, channels=False), zarr_names(plans, channels=True)) == (["z"], ["zc"])

@@ -6,7 +6,6 @@ import pytest
 from pixelflow.errors import ConfigError
 from pixelflow.planning import mosaics as plan_mosaics
 from pixelflow.planning.config import validate_config
-from pixelflow.planning.datasets import plan_datasets
 
 BASE = {
     "datasets": {"noise": {"generator": "uniform", "count": 5, "shape": [8, 8]}},
@@ -59,8 +58,7 @@ def test_non_square_tiles_name_their_library_and_scale_with_their_aspect(schema)
     cfg = validated(config(**{"mosaics.m.tile": [9, 9], "mosaics.m.scale": [4, 20]}), schema)
     assert plan_mosaics.mosaic_inputs(cfg, "m")["library"].endswith("grey-9px.npz")
     assert plan_mosaics.mosaic_params(cfg, "m")["scale"] == [4, 20]
-    datasets = plan_datasets(cfg, ".")
-    assert plan_mosaics.library_inputs(cfg, datasets, "grey", ".") == {"shards": ["results/datasets/noise/shard-0000"]}
+    assert plan_mosaics.library_dataset(cfg, "grey") == "noise"
 
 
 @pytest.mark.parametrize(

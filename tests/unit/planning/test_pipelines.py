@@ -6,7 +6,7 @@ import pytest
 from pixelflow.errors import ConfigError
 from pixelflow.planning import config as plan
 from pixelflow.planning import pipelines as plan_pipelines
-from pixelflow.planning.datasets import dataset_names, dataset_spec, plan_datasets
+from pixelflow.planning.datasets import dataset_names, dataset_spec, plan_datasets, read_inputs
 from pixelflow.planning.mosaics import check_config as check_mosaics
 from pixelflow.planning.stats import check_config as check_stats
 
@@ -78,10 +78,9 @@ def test_a_pipeline_is_a_dataset_with_its_sources_shards(schema):
         "results/datasets/edges/stack.npy",
         "results/pipelines/edges/contact.png",
     ]
-    assert plan_pipelines.shard_inputs(config, "edges", "0001", ".") == {
-        "source": "results/datasets/smooth/shard-0001",
-        "user_code": [],
-    }
+    assert plan_pipelines.source(config, "edges") == "smooth"
+    assert read_inputs(plans["smooth"], ["0001"])["listing"] == ["results/datasets/smooth/shard-0001"]
+    assert plan_pipelines.user_files(config, "edges", ".") == []
 
 
 def test_a_pipeline_that_saves_nothing_has_no_dataset(schema):
