@@ -78,6 +78,16 @@ def test_the_array_holds_the_pixels_of_a_files_dataset_of_the_same_spec(tmp_path
     assert array.attrs.asdict() == array_attributes(spec)
 
 
+def test_the_arrays_values_are_the_same_for_any_shard_size(tmp_path):
+    arrays = {}
+    for size in (1, 3, 4, 10, 16):
+        write_dataset(tmp_path / str(size), zarr_spec(shape=(4, 5, 3), size=size), 10)
+        arrays[size] = zarr.open_array(str(tmp_path / str(size) / "images.zarr"), mode="r")
+        assert arrays[size].shards == (size, 4, 5, 3)
+    for size, array in arrays.items():
+        assert np.array_equal(array[:], arrays[1][:]), size
+
+
 def test_each_shard_has_a_manifest_of_its_images_with_their_pixel_digests(tmp_path):
     spec = zarr_spec(shape=(3, 4, 3), dtype="uint16")
     shard_dirs = write_dataset(tmp_path, spec, 10)
