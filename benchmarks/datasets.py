@@ -5,12 +5,25 @@ Scenarios
 generate-stack
     N uniform 100x100 uint8 PNGs generated and stacked into one .npy: the
     workflow (a fresh scratch folder, ``snakemake ... results/datasets/noise/stack.npy``)
-    against ``benchmarks/baseline_pool.py``, runs interleaved.
+    against ``benchmarks/baseline_pool.py``, runs interleaved. With ``--storage zarr``
+    (or ``zarr-zstd``, ``zarr-blosc``; several may be given, ``files`` among them) the
+    images are generated into one Zarr array instead and the target is what makes it
+    ready (``manifest.tsv`` and ``images.zarr/zarr.json``; no stack); the data files
+    each shard job wrote are counted.
 noop
-    A second identical ``snakemake`` call on a finished folder (nothing to do),
-    and a dry run (``snakemake -n``) on the same folder.
+    A dry run in an empty folder (planning), the first full run, then a second
+    identical ``snakemake`` call on the finished folder (nothing to do) and a dry
+    run (``snakemake -n``) on it; for each ``--storage``.
 scaling
     The workflow with ``--cores 1`` against ``--cores 2``.
+random-read
+    Single random images read from a ``--read-count``-image zarr array, one per
+    ``--read-compressions``, opened once (``pixelflow.io.zarrstore``), against
+    ``cv2.imread`` of one PNG of a files dataset: per-read median, p90 and max,
+    with the page cache dropped and cached, in this process.
+
+Every timed whole run also records the peak of RSS and PSS summed over its
+process tree (Snakemake and every job), sampled every ``--memory-interval`` s.
 
 Every timed run is a whole process, start to exit (engine start-up included),
 of a copy of the committed workflow (``--source``) so that edits made meanwhile
@@ -34,9 +47,12 @@ from pathlib import Path
 
 from common import RESULTS, SCRATCH, add_source_option, log, remove_tree, snapshot_workflow
 from datasets_harness import Bench
-from datasets_report import caution, headline_table, machine_facts, report
+from datasets_report import caution, headline_table, machine_facts, random_read_report, random_read_table, report
 
-SCENARIOS = ("generate-stack", "noop", "scaling")
+SCENARIOS = ("generate-stack", "noop", "scaling", "random-read")
+DEFAULT_SCENARIOS = ("generate-stack", "noop", "scaling")
+STORAGE_CHOICES = ("files", "zarr", "zarr-none", "zarr-zstd", "zarr-blosc")
+COMPRESSIONS = ("none", "zstd", "blosc")
 STAGE_SCRATCH = SCRATCH / "datasets"
 
 
@@ -56,8 +72,8 @@ def parse_args(argv=None):
         "--scenarios",
         nargs="+",
         choices=SCENARIOS,
-        default=list(SCENARIOS),
-        help="which scenarios to run (default: all)",
+        default=list(DEFAULT_SCENARIOS),
+        help="which scenarios to run (default: all but random-read)",
     )
     parser.add_argument(
         "--counts", nargs="+", type=int, help="generate-stack sizes (default: 100000 2000; --quick: 2000)"
@@ -73,6 +89,34 @@ def parse_args(argv=None):
         "--scaling-baseline",
         action="store_true",
         help="also time the baseline with LOW and HIGH processes, to see what this machine allows",
+    )
+    parser.add_argument(
+        "--storage",
+        nargs="+",
+        choices=STORAGE_CHOICES,
+        default=["files"],
+        help="dataset storage of the workflow runs in generate-stack, noop and scaling: files (PNGs, stacked), "
+        "zarr (= zarr-none) or zarr-<compression> (the array ready, no stack); several are interleaved "
+        "(default: files)",
+    )
+    parser.add_argument(
+        "--memory-interval",
+        type=float,
+        default=0.5,
+        help="seconds between samples of a timed run's process-tree memory (0: none; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--read-count", type=int, help="images per array in random-read (default: 100000; --quick: 2000)"
+    )
+    parser.add_argument(
+        "--reads", type=int, default=1000, help="random images read per reader and repetition (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--read-compressions",
+        nargs="+",
+        choices=COMPRESSIONS,
+        default=list(COMPRESSIONS),
+        help="zarr compressions random-read compares (default: all)",
     )
     parser.add_argument("--repeats", type=int, help="interleaved repetitions (default: 3; --quick: 1)")
     parser.add_argument(
@@ -145,6 +189,7 @@ def parse_args(argv=None):
         "counts": [2000] if quick else [100_000, 2000],
         "noop_count": 2000 if quick else 100_000,
         "scaling_count": 2000 if quick else 100_000,
+        "read_count": 2000 if quick else 100_000,
         "repeats": 1 if quick else 3,
         "settle": 1.0 if quick else 20.0,
         "quiet_seconds": 2 if quick else 3,
@@ -155,8 +200,9 @@ def parse_args(argv=None):
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.repeats < 1 or min(args.counts) < 1 or args.cores < 1:
-        parser.error("--repeats, --counts and --cores must be positive")
+    if args.repeats < 1 or min(args.counts) < 1 or args.cores < 1 or args.read_count < 1 or args.reads < 1:
+        parser.error("--repeats, --counts, --cores, --read-count and --reads must be positive")
+    args.storage = list(dict.fromkeys("zarr-none" if storage == "zarr" else storage for storage in args.storage))
     args.command_line = shlex.join(["python", "benchmarks/datasets.py", *(sys.argv[1:] if argv is None else argv)])
     return args
 
@@ -199,6 +245,16 @@ def main(argv=None) -> int:
             if scenario not in args.scenarios:
                 continue
             log(f"scenario {scenario}")
+            if scenario == "random-read":
+                result = bench.random_read()
+                table = random_read_table(result)
+                headlines += [f"### {scenario}", "", table, ""]
+                text = random_read_report(table, result, args, facts)
+                (args.results_dir / f"{scenario}{suffix}.md").write_text(text, encoding="utf-8")
+                raw = {"command": args.command_line, "settings": vars_of(args), "result": result}
+                (args.results_dir / f"{scenario}{suffix}.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
+                print(text, flush=True)
+                continue
             runs = {"generate-stack": bench.generate_stack, "noop": bench.noop, "scaling": bench.scaling}[scenario]()
             table = headline_table(scenario, runs, args)
             headlines += [f"### {scenario}", "", table, ""] + ([caution(runs, args), ""] if caution(runs, args) else [])

@@ -1,11 +1,13 @@
 """The datasets benchmark's records and reports.
 
 A :class:`Run` per timed process; :func:`job_breakdown` reads where a workflow run's time went from its jobs'
-benchmark files and logs; the reports hold headline rows against the targets, that breakdown, every run
-and the machine.
+benchmark files and logs; the reports hold headline rows against the targets, that breakdown, what the runs
+wrote and held in memory, every run and the machine. :func:`random_read_report` reports the random-read
+scenario (single images read from a zarr array, against one PNG with OpenCV).
 """
 
 import contextlib
+import math
 import os
 import platform
 import re
@@ -16,11 +18,17 @@ from pathlib import Path
 from common import benchmark_record, fmt, fmt_spread, md_table, median_of
 
 FINISHED_IN = re.compile(r"finished in ([0-9.]+) s")
-WORKER_PROCESSES = re.compile(r"images from index [0-9]+, ([0-9]+) worker process")
+WORKER_PROCESSES = re.compile(r"images from index [0-9]+, ([0-9]+) (?:worker process|thread)")
+GiB = 1024.0  # MiB
 HEADERS = {
     "generate-stack": ["scenario", "baseline (median s)", "workflow (median s)", "ratio workflow/baseline"],
     "noop": ["scenario", "baseline (median s)", "workflow (median s)", "ratio workflow/baseline"],
 }
+
+
+def storage_words(storage: str) -> str:
+    """``files`` or ``zarr (zstd)``: a storage variant of the harness (``files``, ``zarr-<compression>``)."""
+    return storage if storage == "files" else f"zarr ({storage.split('-', 1)[1]})"
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Run:
     cores: int
     repeat: int
     command: str
+    storage: str = "files"
     wall: float = 0.0
     settle: float = 0.0
     io_before: float | None = None
@@ -48,6 +57,10 @@ class Run:
     discarded: bool = False
     jobs: dict = field(default_factory=dict)
     phases: dict = field(default_factory=dict)
+    # Peak over samples of the RSS and PSS summed over the timed process tree (MiB), and the sample count.
+    memory: dict = field(default_factory=dict)
+    # A workflow run's data files (see datasets_harness.written_files).
+    written: dict = field(default_factory=dict)
 
 
 def job_breakdown(workdir: Path, max_threads: int, cores: int) -> dict:
@@ -62,6 +75,7 @@ def job_breakdown(workdir: Path, max_threads: int, cores: int) -> dict:
         return row.get(key)  # None for "NA": the job ended before Snakemake's first sample
 
     stack = next((row for name, row in jobs.items() if name.endswith("/stack")), {})
+    index = next((row for name, row in jobs.items() if name.endswith("/index")), {})
     shard_times = [number(row, "s") or 0.0 for name, row in jobs.items() if "/shard-" in name]
     core = 0.0
     threads = max(1, min(max_threads, cores))
@@ -81,12 +95,15 @@ def job_breakdown(workdir: Path, max_threads: int, cores: int) -> dict:
         "stack_max_rss": number(stack, "max_rss"),
         "stack_max_pss": number(stack, "max_pss"),
         "stack_io_out": number(stack, "io_out"),
+        "index_s": number(index, "s"),
+        "index_max_rss": number(index, "max_rss"),
+        "job_max_rss": max((number(row, "max_rss") or 0.0 for row in jobs.values()), default=None),
         "core_s": core,
         "concurrent_jobs": max(1, cores // threads),
     }
 
 
-def walls(runs, label, count=None, cores=None) -> list[float]:
+def walls(runs, label, count=None, cores=None, storage=None) -> list[float]:
     return [
         run.wall
         for run in runs
@@ -94,6 +111,19 @@ def walls(runs, label, count=None, cores=None) -> list[float]:
         and run.label == label
         and (count is None or run.count == count)
         and (cores is None or run.cores == cores)
+        and (storage is None or run.storage == storage)
+    ]
+
+
+def kept(runs, label, count=None, storage=None) -> list[Run]:
+    """The runs not discarded with this label (count, storage)."""
+    return [
+        run
+        for run in runs
+        if not run.discarded
+        and run.label == label
+        and (count is None or run.count == count)
+        and (storage is None or run.storage == storage)
     ]
 
 
@@ -101,59 +131,99 @@ def verdict(met) -> str:
     return "—" if met is None else ("yes" if met else "**no**")
 
 
-def generate_stack_rows(runs, counts) -> list[list]:
+def shard_job_files(members: list[Run]) -> float | None:
+    """Median data files written per shard job (by the shard jobs: shard files, images, shard manifests)."""
+    return median_of(
+        [run.written["by_shard_jobs"] / run.written["shard_jobs"] for run in members if run.written.get("shard_jobs")]
+    )
+
+
+def peak_memory(members: list[Run], key: str = "peak_pss_mb") -> list[float]:
+    return [run.memory[key] for run in members if run.memory.get(key) is not None]
+
+
+def generate_stack_rows(runs, counts, storages=("files",)) -> list[list]:
     rows = []
     for count in counts:
-        baseline, workflow = walls(runs, "baseline", count), walls(runs, "workflow", count)
-        b, w = median_of(baseline), median_of(workflow)
-        ratio = w / b if b and w is not None else None
-        if count == 100_000:
-            target, met = "ratio ≤ 0.6", ratio is not None and ratio <= 0.6
-        elif count == 2000:
-            target, met = "workflow ≤ baseline + 2 s", b is not None and w is not None and w <= b + 2.0
-        else:
-            target, met = "(none for this N)", None
-        rows.append(
-            [
-                f"generate+stack N={count}",
-                fmt_spread(baseline),
-                fmt_spread(workflow),
-                fmt(ratio) + (f" (+{w - b:.2f} s)" if count == 2000 and b is not None and w is not None else ""),
-                target,
-                verdict(met),
-            ]
-        )
+        baseline = walls(runs, "baseline", count)
+        b = median_of(baseline)
+        for storage in storages:
+            workflow = walls(runs, "workflow", count, storage=storage)
+            w = median_of(workflow)
+            ratio = w / b if b and w is not None else None
+            zarr = storage != "files"
+            limit = 0.2 if zarr else 0.6
+            if count == 100_000:
+                target, met = f"ratio ≤ {limit:g}", ratio is not None and ratio <= limit
+            elif count == 2000 and not zarr:
+                target, met = "workflow ≤ baseline + 2 s", b is not None and w is not None and w <= b + 2.0
+            else:
+                target, met = "(none for this N)", None
+            name = f"generate+stack N={count}" if not zarr else f"generate into {storage_words(storage)} N={count}"
+            rows.append(
+                [
+                    name,
+                    fmt_spread(baseline),
+                    fmt_spread(workflow),
+                    fmt(ratio) + (f" (+{w - b:.2f} s)" if count == 2000 and b is not None and w is not None else ""),
+                    target,
+                    verdict(met),
+                ]
+            )
+            if zarr:
+                per_job = shard_job_files(kept(runs, "workflow", count, storage))
+                target = "≤ 2 files" if count == 100_000 else "(information)"
+                met = per_job is not None and per_job <= 2 if count == 100_000 else None
+                rows.append(
+                    [f"data files per shard job, {storage_words(storage)} N={count}", "n/a", fmt(per_job), "—"]
+                    + [target, verdict(met)]
+                )
     return rows
 
 
-def noop_rows(runs, count) -> list[list]:
+def noop_rows(runs, count, storages=("files",)) -> list[list]:
     rows = []
-    full = walls(runs, "full run")
-    for label, target in (("dry run from scratch", 3.0), ("no-op rerun", 3.0), ("dry run", None)):
-        values = walls(runs, label)
-        w = median_of(values)
-        if target is not None and count == 100_000:
-            text, met = f"≤ {target:g} s", w is not None and w <= target
-        elif target is not None:
-            text, met = f"≤ {target:g} s (set for N=100000)", None
-        else:
-            text, met = "(information)", None
-        rows.append([f"{label} N={count}", "n/a", fmt_spread(values), "—", text, verdict(met)])
-    rows.append([f"first full run N={count} (set-up)", "n/a", fmt_spread(full), "—", "(information)", "—"])
+    targeted = count in (100_000, 1_000_000)
+    for storage in storages:
+        where = "" if storage == "files" else f" {storage_words(storage)}"
+        full = kept(runs, "full run", count, storage)
+        for label, target in (("dry run from scratch", 3.0), ("no-op rerun", 3.0), ("dry run", None)):
+            values = walls(runs, label, storage=storage)
+            w = median_of(values)
+            if target is not None and targeted:
+                text, met = f"≤ {target:g} s", w is not None and w <= target
+            elif target is not None:
+                text, met = f"≤ {target:g} s (set for N=100000 and 1000000)", None
+            else:
+                text, met = "(information)", None
+            rows.append([f"{label}{where} N={count}", "n/a", fmt_spread(values), "—", text, verdict(met)])
+        rows.append(
+            [f"first full run{where} N={count} (set-up)", "n/a", fmt_spread([run.wall for run in full]), "—"]
+            + ["(information)", "—"]
+        )
+        pss = peak_memory(full)
+        if pss:
+            limit = 24 * GiB
+            met = max(pss) <= limit if count == 1_000_000 else None
+            rows.append(
+                [f"first full run{where} N={count}: peak memory, Σ PSS (Σ RSS) MiB", "n/a"]
+                + [f"{max(pss):.0f} ({max(peak_memory(full, 'peak_rss_mb')):.0f})", "—"]
+                + ["≤ 24 GiB" if count == 1_000_000 else "(information)", verdict(met)]
+            )
     return rows
 
 
-def scaling_rows(runs, count, cores_pair, with_baseline) -> list[list]:
+def scaling_rows(runs, count, cores_pair, with_baseline, storages=("files",)) -> list[list]:
     low, high = cores_pair
     rows = []
-    pairs = [("workflow", f"cores {low}", f"cores {high}")]
+    pairs = [(f"workflow {storage_words(storage)}", f"cores {low}", f"cores {high}", storage) for storage in storages]
     if with_baseline:
-        pairs.append(("baseline_pool", f"baseline {low}", f"baseline {high}"))
-    for name, low_label, high_label in pairs:
-        slow, fast = walls(runs, low_label), walls(runs, high_label)
+        pairs.append(("baseline_pool", f"baseline {low}", f"baseline {high}", None))
+    for name, low_label, high_label, storage in pairs:
+        slow, fast = walls(runs, low_label, storage=storage), walls(runs, high_label, storage=storage)
         s, f = median_of(slow), median_of(fast)
         speedup = s / f if s and f else None
-        if name == "workflow" and count == 100_000 and (low, high) == (1, 2):
+        if storage == "files" and count == 100_000 and (low, high) == (1, 2):
             target, met = "speed-up ≥ 1.8", speedup is not None and speedup >= 1.8
         else:
             target, met = "(information)", None
@@ -163,12 +233,13 @@ def scaling_rows(runs, count, cores_pair, with_baseline) -> list[list]:
 
 def headline_table(scenario: str, runs: list[Run], args) -> str:
     """The scenario's table of medians against its targets."""
+    storages = getattr(args, "storage", ["files"])
     if scenario == "generate-stack":
-        rows = generate_stack_rows(runs, args.counts)
+        rows = generate_stack_rows(runs, args.counts, storages)
     elif scenario == "noop":
-        rows = noop_rows(runs, args.noop_count)
+        rows = noop_rows(runs, args.noop_count, storages)
     else:
-        rows = scaling_rows(runs, args.scaling_count, args.scaling_cores, args.scaling_baseline)
+        rows = scaling_rows(runs, args.scaling_count, args.scaling_cores, args.scaling_baseline, storages)
     low, high = args.scaling_cores
     header = HEADERS.get(
         scenario, ["scenario", f"cores {low} (median s)", f"cores {high} (median s)", f"speed-up {low}→{high}"]
@@ -181,9 +252,9 @@ def breakdown_table(runs) -> str:
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         if run.jobs and not run.discarded:
-            groups.setdefault((run.label, run.count, run.cores), []).append(run)
+            groups.setdefault((run.label, run.storage, run.count, run.cores), []).append(run)
     rows = []
-    for (label, count, cores), members in groups.items():
+    for (label, storage, count, cores), members in groups.items():
 
         def med(key, members=members):
             return median_of([run.jobs.get(key) for run in members])
@@ -193,10 +264,12 @@ def breakdown_table(runs) -> str:
         start_up = median_of([run.jobs["job_s"] - run.jobs["core_s"] for run in members])
         rows.append(
             [
-                f"{label} N={count}" + ("" if label.startswith("cores") else f" cores={cores}"),
+                f"{label} {storage_words(storage)} N={count}"
+                + ("" if label.startswith("cores") else f" cores={cores}"),
                 fmt(median_of([run.wall for run in members])),
                 f"{med('job_s'):.2f} ({int(med('jobs'))} jobs)",
                 fmt(med("shard_s")),
+                fmt(med("index_s")),
                 fmt(med("stack_s")),
                 fmt(med("core_s")),
                 fmt(start_up),
@@ -210,12 +283,54 @@ def breakdown_table(runs) -> str:
         "wall s",
         "Σ job s (TSV)",
         "shard jobs s",
+        "index job s",
         "stack job s",
         "in-script s (logs)",
         "job start-up s",
         "engine overhead s",
         "stack max_rss MB",
         "stack max_pss MB",
+    ]
+    return md_table(header, rows)
+
+
+def written_memory_table(runs) -> str:
+    """Per kind of run: files written (per shard job) and the peak memory of the whole process tree."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if (run.written or run.memory) and not run.discarded:
+            storage = "" if run.label.startswith("baseline") else run.storage
+            groups.setdefault((run.label, storage, run.count, run.cores), []).append(run)
+    rows = []
+    for (label, storage, count, cores), members in groups.items():
+
+        def med(key, members=members):
+            return median_of([run.written.get(key) for run in members])
+
+        rss, pss = peak_memory(members, "peak_rss_mb"), peak_memory(members)
+        rows.append(
+            [
+                f"{label} {storage_words(storage) if storage else ''} N={count} cores={cores}".replace("  ", " "),
+                fmt(med("shard_jobs"), 0),
+                fmt(med("by_shard_jobs"), 0),
+                fmt(shard_job_files(members)),
+                fmt(med("other"), 0),
+                fmt(med("data_bytes") / 2**20 if med("data_bytes") is not None else None, 0),
+                fmt_spread(rss, 0),
+                fmt_spread(pss, 0),
+                fmt(median_of([run.jobs.get("job_max_rss") for run in members]), 0),
+            ]
+        )
+    header = [
+        "run",
+        "shard jobs",
+        "data files by shard jobs",
+        "per shard job",
+        "other data files",
+        "data MiB",
+        "peak Σ RSS MiB, whole run",
+        "peak Σ PSS MiB, whole run",
+        "largest job max_rss MB (TSV)",
     ]
     return md_table(header, rows)
 
@@ -242,7 +357,7 @@ def runs_table(runs) -> str:
     rows = [
         [
             index + 1,
-            run.label,
+            run.label if run.label.startswith("baseline") else f"{run.label} {storage_words(run.storage)}",
             run.count,
             run.cores,
             run.repeat + 1,
@@ -335,7 +450,7 @@ def caution(runs: list[Run], args) -> str:
     )
 
 
-def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
+def settling_words(args) -> str:
     settle = (
         f"sync, then at least {args.settle:g} s (and {args.after_delete:g} s after any large delete) "
         f"and until, for {args.quiet_seconds} s, IO pressure stayed below "
@@ -347,13 +462,20 @@ def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -
         if not args.keep
         else "; every run's files were kept"
     )
+    return settle
+
+
+def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -> str:
+    settle = settling_words(args)
+    storages = ", ".join(storage_words(storage) for storage in getattr(args, "storage", ["files"]))
     parts = [
         f"# pixelflow benchmark: {scenario}{' (quick mode)' if args.quick else ''}",
         "",
         f"{datetime.now():%Y-%m-%d %H:%M}; `{args.command_line}`",
         "",
         "Times are whole-process wall seconds, median [min–max] over "
-        f"{args.repeats} interleaved repetition(s). Workflow config: one uniform 100x100 uint8 png dataset, "
+        f"{args.repeats} interleaved repetition(s). Workflow config: one uniform 100x100 uint8 dataset "
+        f"(storage: {storages}; files: png, target stack.npy; zarr: target manifest.tsv and images.zarr/zarr.json), "
         f"shard_size {args.shard_size}, max_threads {args.max_threads}, no montage. "
         f"Settling before each run: {settle}." + (f" Timed processes ran at nice {args.nice}." if args.nice else ""),
         "",
@@ -373,7 +495,95 @@ def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -
             "",
             breakdown_table(runs),
         ]
+    if any(run.written or run.memory for run in runs):
+        parts += [
+            "",
+            "## What the runs wrote and held",
+            "",
+            "Data files: files under the dataset's folder after the run. Those written by the shard jobs are "
+            "images (files) or the array's shard files (zarr) and the shards' manifests; other data files are the "
+            "index job's (manifest.tsv, zarr.json) and the stack. Job logs and benchmark records (two per job, "
+            "either storage) are not counted. Peak memory: the largest sum over the timed process tree (Snakemake "
+            f"and every job process) of RSS and of PSS, sampled every {getattr(args, 'memory_interval', 0.5):g} s "
+            "from /proc/<pid>/smaps_rollup.",
+            "",
+            written_memory_table(runs),
+        ]
     if any(run.phases for run in runs):
         parts += ["", "## The baseline's phases (medians, as it prints them)", "", baseline_phase_table(runs)]
     parts += ["", "## Every run", "", runs_table(runs), "", "## Machine", "", *facts, ""]
     return "\n".join(parts)
+
+
+# random-read ----------------------------------------------------------------------------------------------------------
+
+
+def read_stats(values_ms: list[float]) -> tuple[str, str, str]:
+    """Median, 90th percentile and maximum of per-read milliseconds, formatted."""
+    if not values_ms:
+        return "—", "—", "—"
+    ordered = sorted(values_ms)
+    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+    return f"{median_of(ordered):.3f}", f"{p90:.3f}", f"{ordered[-1]:.3f}"
+
+
+def random_read_table(result: dict) -> str:
+    """Per method and page-cache state: per-read milliseconds against the 1 ms target."""
+    rows = []
+    for method in result["methods"]:
+        record = result["reads"][method]
+        for state in ("cold", "warm"):
+            median, p90, largest = read_stats(record[state])
+            target = "≤ 1 ms" if method.startswith("zarr") else "(reference)"
+            met = verdict(float(median) <= 1.0) if method.startswith("zarr") and median != "—" else "—"
+            if method == "by-hand":
+                target = "(floor of the layout)"
+            rows.append(
+                [
+                    result["names"][method],
+                    "page cache dropped" if state == "cold" else "cached",
+                    len(record[state]),
+                    median,
+                    p90,
+                    largest,
+                    fmt(median_of(record["open_ms"]), 1) if state == "cold" else "",
+                    target,
+                    met,
+                ]
+            )
+    header = ["reader", "state", "reads", "median ms", "p90 ms", "max ms", "open ms (median)", "target", "met?"]
+    return md_table(header, rows)
+
+
+def random_read_report(table: str, result: dict, args, facts: list[str]) -> str:
+    sizes = ", ".join(f"{result['names'][method]} {mib:.0f} MiB" for method, mib in result["stored_mib"].items())
+    return "\n".join(
+        [
+            f"# pixelflow benchmark: random-read{' (quick mode)' if args.quick else ''}",
+            "",
+            f"{datetime.now():%Y-%m-%d %H:%M}; `{args.command_line}`",
+            "",
+            f"One uniform 100x100 uint8 dataset of {args.read_count} images per reader, made by one untimed workflow "
+            f"run (shard_size {args.shard_size}): zarr arrays with compression "
+            f"{', '.join(args.read_compressions)}, and a files "
+            f"dataset of PNGs as the reference. Stored: {sizes}. Each array is opened once per repetition "
+            "(`pixelflow.io.zarrstore.open_images`, i.e. `zarr.open_array`), then every reader reads the same "
+            f"{args.reads} distinct random images per repetition ({args.repeats} repetitions, new indexes each), "
+            "interleaved image by image and in rotating order: `read_image(array, i)` (`array[i]`) for zarr, "
+            "`cv2.imread(path, cv2.IMREAD_UNCHANGED)` for a PNG (its path from the manifest); 'by hand' reads the "
+            "uncompressed array's shard file with two `os.pread` calls (its shard-index entry, then the chunk), the "
+            "floor of the file layout (`datasets_harness.ShardReader`, not a reader the project offers). A pass "
+            "with the page cache of the arrays' files and of the chosen PNGs dropped first "
+            "(`POSIX_FADV_DONTNEED`; the PNGs' directory entries and inodes stay cached), then the same images "
+            "again (cached). Each read is timed alone with `time.perf_counter`; every image read is checked "
+            "against its manifest digest afterwards. "
+            f"Settling before each repetition: {settling_words(args)}.",
+            "",
+            table,
+            "",
+            "## Machine",
+            "",
+            *facts,
+            "",
+        ]
+    )
