@@ -292,12 +292,20 @@ def write_dataset_index(output, shard_dirs) -> int:
     output = Path(output)
     rows = read_manifests(shard_dirs)
     anchor = output.parent.resolve()
+    relative: dict[str, str] = {}  # each stored file resolved once: a zarr dataset's rows share one array
+
+    def file_of(source: str) -> str:
+        stored = _stored_file(source)
+        if stored not in relative:
+            relative[stored] = os.path.relpath(Path(stored).resolve(), anchor)
+        return relative[stored]
+
     write_manifest(
         output,
         [
             (
                 row["index"],
-                os.path.relpath(Path(_stored_file(row["path"])).resolve(), anchor),
+                file_of(row["path"]),
                 row["height"],
                 row["width"],
                 row["channels"],

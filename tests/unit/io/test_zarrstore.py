@@ -520,19 +520,26 @@ def test_finish_removes_leftovers_past_the_end_and_refuses_another_array_or_a_mi
 
 
 def thread_count_job(limit, outcomes) -> None:
-    """Write a zstd shard of many images, with Zarr's threads limited to ``limit`` or not; report its pool threads."""
+    """Read a zstd array of many images, with Zarr's threads limited to ``limit`` or not; report its pool threads.
+
+    The shard is written first, in this thread (write_shard encodes without Zarr's pool).
+    """
     import threading
 
     if limit is not None:
         zarrstore.limit_threads(limit)
+    store = outcomes.get()
     metadata = metadata_for(count=64, image_shape=(32, 32), shard_images=64, compression="zstd")
-    write_shard(outcomes.get(), metadata=metadata, shard=0, images=make_images(64, (32, 32), "uint8"))
+    write_shard(store, metadata=metadata, shard=0, images=make_images(64, (32, 32), "uint8"))
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("zarr_pool")]
+    finish(store, metadata)
+    assert open_images(store)[:].shape == (64, 32, 32)
     pool = [thread.name for thread in threading.enumerate() if thread.name.startswith(("zarr_pool", "asyncio_"))]
     outcomes.put(len(pool))
 
 
 @pytest.mark.parametrize("limit", [None, 1, 2])
-def test_limit_threads_caps_the_threads_zarr_encodes_with(tmp_path, limit):
+def test_limit_threads_caps_the_threads_zarr_decodes_with(tmp_path, limit):
     outcomes = SPAWN.Queue()
     outcomes.put(str(tmp_path / "images.zarr"))
     job = SPAWN.Process(target=thread_count_job, args=(limit, outcomes))
