@@ -27,7 +27,6 @@ def main(job):
                 shard["spec"],
                 shard["start"],
                 shard["stop"],
-                job.threads,
                 progress=progress.advance,
             )
         progress.finish()

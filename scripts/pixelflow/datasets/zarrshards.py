@@ -43,9 +43,7 @@ def _shard_of(spec: ZarrSpec, start: int, stop: int) -> int:
     return shard
 
 
-def write_zarr_shard(
-    store, manifest, spec: ZarrSpec, start: int, stop: int, threads: int = 1, progress=None
-) -> list[tuple]:
+def write_zarr_shard(store, manifest, spec: ZarrSpec, start: int, stop: int, progress=None) -> list[tuple]:
     """Generate images ``start..stop-1`` into their shard file of ``store`` and write their manifest.
 
     The images are drawn as :func:`pixelflow.datasets.shards.write_generated_shard`
@@ -66,10 +64,8 @@ def write_zarr_shard(
     start, stop : int
         The shard's images: ``start`` a multiple of ``shard_size``, at most
         ``shard_size`` of them.
-    threads : int
-        Threads Zarr may encode with (:func:`pixelflow.io.zarrstore.limit_threads`).
     progress : callable, optional
-        Called with 1 as each image is handed to Zarr.
+        Called with 1 as each image is handed to the shard writer.
 
     Returns
     -------
@@ -86,7 +82,6 @@ def write_zarr_shard(
         written then.
     """
     shard = _shard_of(spec, start, stop)
-    zarrstore.limit_threads(threads)
     metadata = array_metadata(spec, stop)  # the array as far as this shard: the file does not depend on the count
     zarrstore.check_metadata(store, metadata, ignore_count=True)
     streams = ImageStreams(spec["seed"], spec["name"], start, stop)
@@ -140,12 +135,12 @@ def pack_zarr_shard(
     start : int
         The index of the first file, a multiple of ``shard_size``.
     threads : int
-        Threads decoding the files, and Zarr's encoding threads.
+        Threads decoding the files.
     origin : str
         Where the dataset's shape and dtype come from, for the message (e.g.
         its first file).
     progress : callable, optional
-        Called with 1 as each image is handed to Zarr.
+        Called with 1 as each image is handed to the shard writer.
 
     Returns
     -------
@@ -162,7 +157,6 @@ def pack_zarr_shard(
     files = [os.fspath(path) for path in files]
     stop = start + len(files)
     shard = _shard_of(spec, start, stop)
-    zarrstore.limit_threads(threads)
     metadata = array_metadata(spec, stop)
     zarrstore.check_metadata(store, metadata, ignore_count=True)
     shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])

@@ -578,7 +578,7 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     """Write shard ``shard`` of the array in ``store`` from its images; return their pixel digests.
 
     The shard holds images ``shard * shard_images`` up to the count, at most
-    ``shard_images`` of them. They are encoded by Zarr a batch at a time and
+    ``shard_images`` of them. They are encoded a batch at a time and
     written to a hidden temporary file beside the shard file, renamed into
     place once complete; the shard's folders are created. If ``images``
     raises, or has another number of images or an image of another form, the
