@@ -554,7 +554,7 @@ class Bench:
         import zarr  # noqa: F401  (imported before any open is timed; pixelflow.io.zarrstore imports it lazily)
 
         use_scripts(self.workflow)
-        from pixelflow.io.zarrstore import open_images, pixel_digest, read_image
+        from pixelflow.io.zarrstore import open_images, open_reader, pixel_digest, read_image
 
         count, storages = self.args.read_count, self.random_read_storages()
         names = {storage: f"{DATASET}_{storage.replace('zarr-', '')}" for storage in storages}
@@ -585,12 +585,16 @@ class Bench:
         }
         stored_mib["files"] = sum(os.path.getsize(path) for path in pngs) / 2**20
 
-        methods = list(storages) + (["by-hand"] if "zarr-none" in storages else [])
+        methods = list(storages) + (["zarr-python", "by-hand"] if "zarr-none" in storages else [])
         names = {
-            storage: "PNG, cv2.imread (files)" if storage == "files" else f"zarr {storage.split('-', 1)[1]}"
+            storage: "PNG, cv2.imread (files)"
+            if storage == "files"
+            else f"zarr {storage.split('-', 1)[1]}, pixelflow's reader"
             for storage in storages
         }
+        names["zarr-python"] = "zarr none through zarr-python (array[i])"
         names["by-hand"] = "zarr none by hand (2 os.pread)"
+        stores["zarr-python"] = stores.get("zarr-none")
         result = {
             "count": count,
             "methods": methods,
@@ -600,6 +604,7 @@ class Bench:
             "settle": [],
             "mismatches": 0,
         }
+        stored = {method: "zarr-none" if method in ("zarr-python", "by-hand") else method for method in methods}
         rng = np.random.default_rng(2026)
         for repeat in range(self.args.repeats):
             indexes = [int(index) for index in rng.choice(count, size=min(self.args.reads, count), replace=False)]
@@ -613,9 +618,12 @@ class Bench:
             for method in methods:
                 if method != "files":
                     started = time.perf_counter()
-                    arrays[method] = (
-                        ShardReader(stores["zarr-none"]) if method == "by-hand" else open_images(stores[method])
-                    )
+                    if method == "by-hand":
+                        arrays[method] = ShardReader(stores["zarr-none"])
+                    elif method == "zarr-python":
+                        arrays[method] = open_images(stores[method])
+                    else:
+                        arrays[method] = open_reader(stores[method])
                     result["reads"][method]["open_ms"].append(1e3 * (time.perf_counter() - started))
             for state in ("cold", "warm"):
                 for position, index in enumerate(indexes):
@@ -626,6 +634,8 @@ class Bench:
                             image = cv2.imread(pngs[index], cv2.IMREAD_UNCHANGED)
                         elif method == "by-hand":
                             image = arrays[method](index)
+                        elif method == "zarr-python":
+                            image = arrays[method][index]
                         else:
                             image = read_image(arrays[method], index)
                         elapsed = time.perf_counter() - started
@@ -635,7 +645,7 @@ class Bench:
                                 digest = hashlib.sha256(handle.read()).hexdigest()
                             good = image is not None and image.shape == SHAPE and digest == manifests[method][index][1]
                         else:
-                            good = pixel_digest(image) == manifests[method.replace("by-hand", "zarr-none")][index][1]
+                            good = pixel_digest(image) == manifests[stored[method]][index][1]
                         result["mismatches"] += not good
             log(
                 f"random-read #{repeat + 1}: "

@@ -99,8 +99,8 @@ def _store_shard(store, manifest, spec: ZarrSpec, metadata: dict, shard: int, st
     """Write the images of shard ``shard`` (from index ``start``) into ``store``, then their manifest; its rows."""
     digests = zarrstore.write_shard(store, metadata=metadata, shard=shard, images=images)
     file = os.path.relpath(Path(store).resolve(), Path(manifest).parent.resolve())
-    form = np.empty(spec["shape"], spec["dtype"])  # manifest_row reads only the shape and dtype
-    rows = [manifest_row(start + offset, file, form, digest) for offset, digest in enumerate(digests)]
+    form = manifest_row(start, file, np.empty(spec["shape"], spec["dtype"]), "")  # every image has the array's form
+    rows = [(start + offset, *form[1:-1], digest) for offset, digest in enumerate(digests)]
     write_manifest(manifest, rows)
     return rows
 

@@ -25,9 +25,8 @@ OPEN_ARRAYS = 8  # arrays kept open per process
 
 
 @lru_cache(maxsize=OPEN_ARRAYS)
-def _open_array(store: str):
-    zarrstore.limit_threads(1)  # one image at a time: decoding needs no thread pool
-    return zarrstore.open_images(store)
+def _open_array(store: str) -> zarrstore.ImageReader:
+    return zarrstore.open_reader(store)
 
 
 def read_source(source) -> np.ndarray:
@@ -37,8 +36,9 @@ def read_source(source) -> np.ndarray:
     ----------
     source : str or path-like
         A file (read by :func:`pixelflow.io.images.read_image`, as a viewer
-        shows it), or ``<store>[<index>]`` (:func:`array_source`); each array
-        is opened once per process.
+        shows it), or ``<store>[<index>]`` (:func:`array_source`), read by
+        :func:`pixelflow.io.zarrstore.read_image`; each array is opened once
+        per process.
 
     Returns
     -------
@@ -48,9 +48,10 @@ def read_source(source) -> np.ndarray:
     Raises
     ------
     ImageError
-        Naming the file, when it cannot be read or decoded.
+        Naming the file, when it cannot be read or decoded (for an array, the
+        shard file).
     FileNotFoundError
-        Naming the array's ``zarr.json``, when it is missing.
+        Naming the array's ``zarr.json`` or shard file, when it is missing.
     IndexError
         For an index outside the array.
     """

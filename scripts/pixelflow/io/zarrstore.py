@@ -18,16 +18,17 @@ sharding codec lays out a whole shard it writes at once. So a shard's bytes
 depend only on its images, the shard size and the compression: not on the
 order the jobs run in, how many run at once, nor on the dataset's count
 (except through the last shard's length). A shard is encoded in batches of
-about :data:`BATCH_BYTES` of pixels into a scratch in-memory Zarr array (a
-shard writer holds one batch, not the shard) and written to a hidden
-temporary file beside the shard file, renamed into place when complete
-(:mod:`pixelflow.atomic`).
+about :data:`BATCH_BYTES` of pixels (a shard writer holds one batch, not the
+shard), its chunks by numcodecs with the codec settings the metadata pins,
+and written to a hidden temporary file beside the shard file, renamed into
+place when complete (:mod:`pixelflow.atomic`).
 
 Only Zarr's public API is used: arrays are created and opened with
 ``zarr.create_array`` and ``zarr.open_array``, codecs come from
-``zarr.codecs``, scratch stores are ``zarr.storage.MemoryStore``; the shard
-layout is the one the Zarr v3 sharding specification defines (chunks, then an
-index of (offset, length) pairs encoded by the array's index codecs).
+``zarr.codecs``, the shard index is encoded in a ``zarr.storage.MemoryStore``
+scratch array; the shard layout is the one the Zarr v3 sharding
+specification defines (chunks, then an index of (offset, length) pairs
+encoded by the array's index codecs).
 Zarr is imported where it is used: :func:`shard_file`, :func:`read_metadata`,
 :func:`store_form`, :func:`changed_shards`, :func:`check_metadata` and
 :func:`finish` work without it, so planning can call the first ones while the
@@ -40,7 +41,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -633,7 +634,8 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     batch = max(1, min(length, BATCH_BYTES // (dtype.itemsize * math.prod(image_shape))))
     encode = _chunk_encoder(configuration["codecs"], dtype)
     index = np.full((shard_images, *[1] * len(image_shape), 2), ABSENT, dtype=np.uint64)
-    buffer = np.empty((batch, *image_shape), dtype=dtype)
+    buffer = np.empty((batch, *image_shape), dtype=dtype.newbyteorder("<"))  # a chunk's bytes when uncompressed
+    chunk_bytes = buffer[0].nbytes
     digests = []
     target = shard_file(store, shard=shard, image_shape=image_shape)
     try:
@@ -642,12 +644,19 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
             offset = 0
             checked = _checked_images(images, shard, start, length, image_shape, dtype)
             for first, filled in _batches(checked, buffer):
-                encoded = [encode(buffer[position]) for position in range(filled)]
-                for position, data in enumerate(encoded):
-                    index[first + position] = (offset, len(data))
-                    offset += len(data)
-                    digests.append(pixel_digest(buffer[position]))
-                _write_all(handle, b"".join(encoded), target)  # one write per batch
+                digests += [pixel_digest(image) for image in buffer[:filled]]
+                if encode is None:  # the batch's images are their chunks, back to back
+                    sizes = np.full(filled, chunk_bytes, dtype=np.uint64)
+                    data = memoryview(buffer[:filled]).cast("B")
+                else:
+                    encoded = [encode(image) for image in buffer[:filled]]
+                    sizes = np.array([len(chunk) for chunk in encoded], dtype=np.uint64)
+                    data = b"".join(encoded)
+                ends = offset + np.cumsum(sizes, dtype=np.uint64)
+                index[first : first + filled, ..., 0] = (ends - sizes).reshape(-1, *[1] * len(image_shape))
+                index[first : first + filled, ..., 1] = sizes.reshape(-1, *[1] * len(image_shape))
+                offset = int(ends[-1])
+                _write_all(handle, data, target)  # one write per batch
             _write_all(handle, _encoded_index(metadata, index, configuration["index_codecs"]), target)
     except BaseException:
         _remove_empty_folders(target.parent, Path(store) / "c")  # c/ itself stays: other shard jobs write in it
@@ -655,12 +664,14 @@ def write_shard(store, *, metadata: dict, shard: int, images: Iterable[np.ndarra
     return digests
 
 
-def _chunk_encoder(codecs: list, dtype: np.dtype):
+def _chunk_encoder(codecs: list, dtype: np.dtype) -> Callable[[np.ndarray], bytes] | None:
     """A function encoding one image as the inner ``codecs`` of :func:`array_metadata` encode its chunk.
 
     The ``bytes`` codec (little-endian values, C order), then the pinned
     ``zstd`` or ``blosc`` settings given to numcodecs, the library Zarr's own
-    codecs call; the tests compare the files with Zarr's.
+    codecs call; the tests compare the files with Zarr's. None when there is
+    no codec after ``bytes`` (``compression: none``): a chunk is then the
+    image's little-endian values as they are.
 
     Raises
     ------
@@ -686,6 +697,8 @@ def _chunk_encoder(codecs: list, dtype: np.dtype):
             steps.append(numcodecs.Blosc(**settings, blocksize=config["blocksize"]).encode)
         else:
             raise ValueError(f"codecs: {codec['name']} is not a codec of array_metadata")
+    if not steps:
+        return None
     little = dtype.newbyteorder("<")
 
     def encode(image: np.ndarray) -> bytes:
@@ -753,7 +766,9 @@ def limit_threads(threads: int) -> None:
 
 
 def open_images(store):
-    """Open the array in ``store`` read-only, as ``zarr.open_array`` does.
+    """Open the array in ``store`` read-only, as ``zarr.open_array`` does: for reading many images at once.
+
+    :func:`open_reader` reads single images faster.
 
     Raises
     ------
@@ -768,18 +783,131 @@ def open_images(store):
     return zarr.open_array(os.fspath(store), mode="r")
 
 
-def read_image(array, index: int) -> np.ndarray:
-    """Image ``index`` of an array :func:`open_images` opened: (h, w) or (h, w, c).
+class ImageReader:
+    """Single images of the array in a store, each with one read of its chunk; made by :func:`open_reader`.
+
+    Through Zarr (``array[i]``) one image costs about 1.3 ms here, most of it
+    handing the read to Zarr's event-loop thread and reading the shard's
+    index; benchmarks/README.md ("Zarr storage") has the figures. The reader
+    keeps each shard's index once it has read it (checked against its CRC32C
+    and read again when the shard file is replaced, which every shard write
+    does), then reads an image's chunk with one ``pread`` and decodes it with
+    the array's codecs through numcodecs, the library Zarr's codecs call. The
+    tests compare every image with Zarr's.
+    """
+
+    def __init__(self, store, metadata: dict):
+        self.store = Path(store)
+        self.count, self.image_shape, self.dtype, self.shard_images = _layout(metadata)
+        configuration = metadata["codecs"][0]["configuration"]
+        if configuration.get("index_location", "end") != "end" or [
+            codec["name"] for codec in configuration["index_codecs"]
+        ] != ["bytes", "crc32c"]:
+            raise ValueError(f"{self.store / METADATA_NAME}: a shard index this reader does not know")
+        self.decode = _chunk_decoder(configuration["codecs"], self.dtype)
+        self.indexes: dict[int, tuple[tuple, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def shard_index(self, shard: int, handle: int, path: Path) -> np.ndarray:
+        """The (offset, length) pairs of the open shard file ``handle``, from the cache while it is the same file."""
+        status = os.fstat(handle)
+        identity = (status.st_ino, status.st_size, status.st_mtime_ns)
+        cached = self.indexes.get(shard)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        from numcodecs.checksum32 import CRC32C
+
+        size = 16 * self.shard_images + 4
+        data = os.pread(handle, size, status.st_size - size) if status.st_size >= size else b""
+        try:
+            pairs = np.frombuffer(CRC32C(location="end").decode(data), dtype="<u8").reshape(-1, 2)
+        except (RuntimeError, ValueError) as error:
+            raise ImageError(f"{path}: the shard index is damaged ({error}); write the shard again") from None
+        self.indexes[shard] = (identity, pairs)
+        return pairs
+
+    def read(self, index: int) -> np.ndarray:
+        """Image ``index``: (h, w) or (h, w, c) of the array's dtype, as Zarr's ``array[index]`` gives it."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < self.count:
+            raise IndexError(f"image {index!r} is not in the array (0..{self.count - 1})")
+        shard, position = divmod(int(index), self.shard_images)
+        path = shard_file(self.store, shard=shard, image_shape=self.image_shape)
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            offset, length = (int(value) for value in self.shard_index(shard, handle, path)[position])
+            if offset == ABSENT:
+                return np.zeros(self.image_shape, self.dtype)  # the fill value, as Zarr gives it
+            data = os.pread(handle, length, offset)
+        finally:
+            os.close(handle)
+        try:
+            if len(data) != length:
+                raise ValueError("its chunk ends past the end of the file")
+            return self.decode(data, self.image_shape)
+        except (RuntimeError, ValueError) as error:
+            raise ImageError(f"{path}: image {index} cannot be read ({error}); write the shard again") from None
+
+
+def open_reader(store) -> ImageReader:
+    """A reader of single images of the array in ``store`` (:func:`read_image`), faster than Zarr's per image.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file, when the store has no ``zarr.json``.
+    """
+    metadata = read_metadata(store)
+    if metadata is None:
+        raise FileNotFoundError(f"{Path(store) / METADATA_NAME}: the array's metadata is missing")
+    return ImageReader(store, metadata)
+
+
+def _chunk_decoder(codecs: list, dtype: np.dtype) -> Callable[[bytes, tuple], np.ndarray]:
+    """A function decoding one chunk's bytes into an image, the inverse of :func:`_chunk_encoder`.
+
+    Raises
+    ------
+    ValueError
+        For a codec :func:`array_metadata` does not write.
+    """
+    import numcodecs
+
+    if codecs[0]["name"] != "bytes" or codecs[0].get("configuration", {}).get("endian", "little") != "little":
+        raise ValueError(f"codecs: {codecs[0]} is not the little-endian bytes codec")
+    names = [codec["name"] for codec in codecs[1:]]
+    if names not in ([], ["zstd"], ["blosc"]):
+        raise ValueError(f"codecs: {names} are not codecs of array_metadata")
+    step = {"zstd": numcodecs.Zstd, "blosc": numcodecs.Blosc}[names[0]]() if names else None
+    little = dtype.newbyteorder("<")
+
+    def decode(data: bytes, image_shape: tuple) -> np.ndarray:
+        image = np.empty(image_shape, little)
+        if step is None:
+            if len(data) != image.nbytes:
+                raise ValueError(f"a chunk of {len(data)} bytes, not {image.nbytes}")
+            image.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8)
+        else:
+            step.decode(data, out=image.reshape(-1).view(np.uint8))
+        return image.astype(dtype, copy=False)
+
+    return decode
+
+
+def read_image(reader: ImageReader, index: int) -> np.ndarray:
+    """Image ``index`` of the array :func:`open_reader` opened: (h, w) or (h, w, c).
 
     Raises
     ------
     IndexError
         For an index outside 0..N-1.
+    ImageError
+        Naming the shard file, when its index or the image's chunk is damaged.
+    FileNotFoundError
+        Naming the shard file, when it is missing.
     """
-    count = array.shape[0]
-    if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < count:
-        raise IndexError(f"image {index!r} is not in the array (0..{count - 1})")
-    return array[int(index)]
+    return reader.read(index)
 
 
 def pixel_digest(image: np.ndarray) -> str:

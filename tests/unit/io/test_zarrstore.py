@@ -5,6 +5,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import signal
 from pathlib import Path
@@ -23,6 +24,7 @@ from pixelflow.io.zarrstore import (
     ensure_metadata,
     finish,
     open_images,
+    open_reader,
     pixel_digest,
     read_image,
     read_metadata,
@@ -156,11 +158,15 @@ def test_images_read_back_as_written(tmp_path, form, compression):
     store = tmp_path / "images.zarr"
     digests = write_store(store, metadata, images)
     array = open_images(store)
+    reader = open_reader(store)
     assert store_form(store) == (11, image_shape, dtype)
-    assert (array.shape, str(array.dtype)) == ((11, *image_shape), dtype)
+    assert (array.shape, str(array.dtype), len(reader)) == ((11, *image_shape), dtype, 11)
     for index in range(11):
-        image = read_image(array, index)
+        image = read_image(reader, index)
         assert image.shape == image_shape and same_values(image, images[index])
+        assert same_values(image, array[index])  # what Zarr reads
+        image[...] = 0  # writable, and a copy: the next read is unchanged
+        assert same_values(read_image(reader, index), images[index])
     assert digests == [pixel_digest(image) for image in images]
 
 
@@ -564,16 +570,55 @@ def test_reading_checks_the_index_and_the_store(tmp_path):
     store = tmp_path / "images.zarr"
     write_store(store, metadata_for(), make_images(11, (9, 7), "uint8"))
     array = open_images(store)
+    reader = open_reader(store)
     for index in (-1, 11, 2.0, True):
         with pytest.raises(IndexError, match=r"is not in the array \(0\.\.10\)"):
-            read_image(array, index)
-    assert read_image(array, np.int64(10)).shape == (9, 7)
-    with pytest.raises(FileNotFoundError, match="zarr.json: the array's metadata is missing"):
-        open_images(tmp_path / "missing.zarr")
+            read_image(reader, index)
+    assert read_image(reader, np.int64(10)).shape == (9, 7)
+    for missing in (open_images, open_reader):
+        with pytest.raises(FileNotFoundError, match="zarr.json: the array's metadata is missing"):
+            missing(tmp_path / "missing.zarr")
     with pytest.raises(FileNotFoundError, match="zarr.json: the array's metadata is missing"):
         store_form(tmp_path / "missing.zarr")
     with pytest.raises(ValueError, match="read-only"):
         array[0] = 1
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_the_reader_reads_a_replaced_shard_anew(tmp_path, compression):
+    images = make_images(11, (9, 7, 3), "uint16", seed=4)
+    metadata = metadata_for(image_shape=(9, 7, 3), dtype="uint16", compression=compression)
+    store = tmp_path / "images.zarr"
+    write_store(store, metadata, images)
+    reader = open_reader(store)
+    assert same_values(read_image(reader, 5), images[5])
+    other = make_images(4, (9, 7, 3), "uint16", seed=5)
+    write_shard(store, metadata=metadata, shard=1, images=other)  # as a rerun of shard 1 does
+    assert [same_values(read_image(reader, index), other[index - 4]) for index in range(4, 8)] == [True] * 4
+    assert same_values(read_image(reader, 3), images[3]) and same_values(open_images(store)[5], other[1])
+
+
+def test_a_damaged_or_missing_shard_file_is_named(tmp_path):
+    store = tmp_path / "images.zarr"
+    metadata = metadata_for(compression="zstd")
+    write_store(store, metadata, make_images(11, (9, 7), "uint8"))
+    first, second, third = (shard_file(store, shard=shard, image_shape=(9, 7)) for shard in range(3))
+    data = bytearray(first.read_bytes())
+    data[-3] ^= 0xFF  # the index's checksum
+    first.write_bytes(bytes(data))
+    data = bytearray(second.read_bytes())
+    data[4:12] = bytes(8)  # inside image 4's zstd frame
+    second.write_bytes(bytes(data))
+    third.unlink()
+    reader = open_reader(store)
+    with pytest.raises(ImageError, match=rf"^{re.escape(str(first))}: the shard index is damaged"):
+        read_image(reader, 0)
+    with pytest.raises(ImageError, match=rf"^{re.escape(str(second))}: image 4 cannot be read"):
+        read_image(reader, 4)
+    with pytest.raises(FileNotFoundError) as missing:
+        read_image(reader, 9)
+    assert missing.value.filename == str(third)
+    assert read_image(reader, 5).shape == (9, 7)  # the other images of a shard with a damaged one still read
 
 
 def test_pixel_digest_is_the_sha256_of_the_c_order_bytes():
