@@ -3,7 +3,7 @@
 Starts the cluster with tests/workflow/slurm_cluster.py (root and apt-get
 needed), runs the bundled demo config in fresh folders under
 benchmarks/scratch/slurm/ (locally with ``--cores 2``, then with
-``--profile profiles/slurm``, whose job groups run the small jobs together;
+``--workflow-profile profiles/slurm``, whose job groups run the small jobs together;
 with ``--ungrouped`` also with a copy of that profile without its ``groups``
 and ``group-components``, every job its own SLURM job), checks that every run
 wrote the same bytes as the local one, and prints a markdown table: wall
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             for name, profile in profiles.items():
                 log(f"repeat {repeat + 1} of {args.repeats}: SLURM, {name}")
                 folder = STAGE_SCRATCH / f"slurm-{name}-{repeat}"
-                options = ["--profile", str(profile), *slurm_cluster.SNAKEMAKE_ARGS]
+                options = ["--workflow-profile", str(profile), *slurm_cluster.SNAKEMAKE_ARGS]
                 cluster[name].append(run_workflow(folder, workflow, options))
                 if result_hashes(folder) != expected:
                     raise SystemExit(f"the SLURM run ({name}) wrote different bytes from the local run")
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     empty_wall = statistics.median(empty)
     rows = [["demo, `--cores 2` locally", f"{local_wall:.1f}", local[0][1], "—", "—"]]
     labels = {
-        "grouped": "demo, `--profile profiles/slurm` (one-node cluster)",
+        "grouped": "demo, `--workflow-profile profiles/slurm` (one-node cluster)",
         "ungrouped": "demo, the same profile without `groups` (one-node cluster)",
     }
     for name, runs in cluster.items():

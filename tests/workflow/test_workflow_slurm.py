@@ -7,6 +7,7 @@ root or apt-get every test here is skipped and says why.
 """
 
 import re
+from pathlib import Path
 
 import pytest
 import slurm_cluster
@@ -83,7 +84,7 @@ def cluster(tmp_path_factory):
 def run_on_slurm(workdir, config):
     """Run the workflow with the repository's SLURM profile; return (returncode, output)."""
     profile = snapshot_snakefile().parent / "profiles" / "slurm"
-    return run_snakemake(workdir, config, "--profile", str(profile), *slurm_cluster.SNAKEMAKE_ARGS)
+    return run_snakemake(workdir, config, "--workflow-profile", str(profile), *slurm_cluster.SNAKEMAKE_ARGS)
 
 
 def test_a_slurm_run_writes_the_same_bytes_as_a_local_run(cluster, tmp_path):
@@ -92,6 +93,9 @@ def test_a_slurm_run_writes_the_same_bytes_as_a_local_run(cluster, tmp_path):
     returncode, output = run_on_slurm(tmp_path / "slurm", slurm_config())
     assert returncode == 0, output[-6000:]
     assert "SLURM" in output, "the run did not go through the SLURM executor"
+    # The SLURM profile takes the place of the laptop's workflow profile, whose settings (latency-wait 5) would win.
+    assert f"Using workflow specific profile {Path(snapshot_snakefile().parent, 'profiles', 'slurm')}" in output
+    assert "profiles/default" not in output
     local_hashes = result_hashes(local)
     assert len(local_hashes) > 20
     for stage in ("datasets/arr/images.zarr", "datasets/edges/shard-0001", "maps", "mosaics", "stats"):
