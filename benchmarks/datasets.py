@@ -167,6 +167,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--retries", type=int, help="redos allowed per run (default: 2; --quick: 0)")
     parser.add_argument(
+        "--prefault-gib",
+        type=float,
+        default=0,
+        help="before each timed run (after settling), touch and free this many GiB of memory in a separate "
+        "process (default: %(default)s, off). On a virtual machine whose host takes back the guest's free memory, "
+        "pages the kernel hands out for the first time cost a host fault each; this shows how much of a run that is",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=0,

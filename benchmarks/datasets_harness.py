@@ -337,6 +337,9 @@ class Bench:
     def timed(self, run: Run, command: list[str], cwd: Path, log_path: Path) -> Run:
         """Settle the disk, then time one process from start to exit."""
         run.settle, run.io_before, run.cpu_before, run.probe_before = self.settle(cwd)
+        if self.args.prefault_gib > 0:
+            touch = f"import numpy; numpy.ones({int(self.args.prefault_gib * 2**30)}, numpy.uint8)"
+            subprocess.run([sys.executable, "-c", touch], check=True)
         stall_before, cpu_before = io_stall_total(), cpu_times()
         own_before, kernel_before = children_cpu_seconds(), kernel_thread_ticks()
         with open(log_path, "ab") as output:

@@ -477,7 +477,13 @@ def report(scenario: str, table: str, runs: list[Run], args, facts: list[str]) -
         f"{args.repeats} interleaved repetition(s). Workflow config: one uniform 100x100 uint8 dataset "
         f"(storage: {storages}; files: png, target stack.npy; zarr: target manifest.tsv and images.zarr/zarr.json), "
         f"shard_size {args.shard_size}, max_threads {args.max_threads}, no montage. "
-        f"Settling before each run: {settle}." + (f" Timed processes ran at nice {args.nice}." if args.nice else ""),
+        f"Settling before each run: {settle}."
+        + (f" Timed processes ran at nice {args.nice}." if args.nice else "")
+        + (
+            f" Before each timed run, a separate process touched and freed {args.prefault_gib:g} GiB of memory."
+            if getattr(args, "prefault_gib", 0)
+            else ""
+        ),
         "",
         table,
     ]
