@@ -32,7 +32,8 @@ encoded by the array's index codecs).
 Zarr is imported where it is used: :func:`shard_file`, :func:`read_metadata`,
 :func:`store_form`, :func:`changed_shards`, :func:`check_metadata` and
 :func:`finish` work without it, so planning can call the first ones while the
-Snakefile is parsed.
+Snakefile is parsed; so do :func:`open_reader` and :func:`read_image`, the
+stages' reader of single images.
 """
 
 import hashlib
